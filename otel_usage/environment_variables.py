@@ -1,0 +1,129 @@
+"""Every ``OTEL_USAGE_*`` environment variable, one constant each.
+
+Variables are read when the pipeline is built (:func:`otel_usage.configure`, the configurator under
+``opentelemetry-instrument``, an exporter built with no arguments), never at import. An explicit
+argument wins over the variable; a bad value logs a warning naming the variable and the default used
+instead, except where falling back would lose data, which is an error.
+"""
+
+# --- Core: levels, limits, context -------------------------------------------------------------
+
+OTEL_USAGE_LEVEL = "OTEL_USAGE_LEVEL"
+"""
+.. envvar:: OTEL_USAGE_LEVEL
+
+Threshold: probes below it are not recorded, nor anything they call. One of DEBUG, INFO, DEFAULT,
+NONE (any case). Default: ``DEFAULT``.
+"""
+
+OTEL_USAGE_EXPORTERS = "OTEL_USAGE_EXPORTERS"
+"""
+.. envvar:: OTEL_USAGE_EXPORTERS
+
+Comma-separated usage exporters built by :func:`otel_usage.configure`: ``file``, ``sql``, ``otlp``,
+``console``, or ``none``. Default: ``file``.
+"""
+
+OTEL_USAGE_MAX_PENDING_LOGS = "OTEL_USAGE_MAX_PENDING_LOGS"
+"""
+.. envvar:: OTEL_USAGE_MAX_PENDING_LOGS
+
+Most usage logs (local roots) buffered at once, unfinished or waiting for assembly; a new unit of work
+beyond it is not recorded and counted as ``pending_logs_full``. Default: ``4096``.
+"""
+
+OTEL_USAGE_MAX_RECORDS_PER_LOG = "OTEL_USAGE_MAX_RECORDS_PER_LOG"
+"""
+.. envvar:: OTEL_USAGE_MAX_RECORDS_PER_LOG
+
+Most call records in one usage log; further spans of the same unit of work are left out, counted as
+``records_per_log`` and reported in the log's ``truncated`` key. Default: ``1000``.
+"""
+
+OTEL_USAGE_MAX_LOG_AGE_MILLIS = "OTEL_USAGE_MAX_LOG_AGE_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_MAX_LOG_AGE_MILLIS
+
+A unit of work still open after this long is emitted as it stands, with ``status`` ``"unfinished"``
+and counted as ``log_age``; its later spans count as ``late_span``. Default: ``600000`` (10 minutes).
+"""
+
+OTEL_USAGE_GRACE_MILLIS = "OTEL_USAGE_GRACE_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_GRACE_MILLIS
+
+How long a finished unit of work waits for children that outlive it (asyncio tasks, pool workers)
+before its log is assembled without them. Default: ``2000``.
+"""
+
+OTEL_USAGE_SCHEDULE_DELAY_MILLIS = "OTEL_USAGE_SCHEDULE_DELAY_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_SCHEDULE_DELAY_MILLIS
+
+Longest time between a unit of work finishing and the worker assembling its log. Default: ``200``.
+"""
+
+OTEL_USAGE_BAGGAGE_ALLOW = "OTEL_USAGE_BAGGAGE_ALLOW"
+"""
+.. envvar:: OTEL_USAGE_BAGGAGE_ALLOW
+
+Comma-separated baggage keys that, arriving from another process, become info. Inbound baggage is
+untrusted: nothing else from it is kept. Default: empty.
+"""
+
+OTEL_USAGE_REDACT = "OTEL_USAGE_REDACT"
+"""
+.. envvar:: OTEL_USAGE_REDACT
+
+Comma-separated extra name fragments whose parameters, data and info values are replaced by
+``"[REDACTED]"`` (matched case-insensitively, ignoring ``-`` and ``_``). Added to the built-in list
+(password, passwd, secret, token, authorization, cookie, api_key, session, credit card, ...).
+"""
+
+OTEL_USAGE_REDACT_DEFAULTS = "OTEL_USAGE_REDACT_DEFAULTS"
+"""
+.. envvar:: OTEL_USAGE_REDACT_DEFAULTS
+
+``false`` turns the built-in redaction list off (only :envvar:`OTEL_USAGE_REDACT` applies).
+Default: ``true``.
+"""
+
+OTEL_USAGE_PARAM_MAX_DEPTH = "OTEL_USAGE_PARAM_MAX_DEPTH"
+"""
+.. envvar:: OTEL_USAGE_PARAM_MAX_DEPTH
+
+Deepest nesting of containers kept when a value is serialized. Default: ``6``.
+"""
+
+OTEL_USAGE_PARAM_MAX_LENGTH = "OTEL_USAGE_PARAM_MAX_LENGTH"
+"""
+.. envvar:: OTEL_USAGE_PARAM_MAX_LENGTH
+
+Longest string (characters) kept when a value is serialized; longer ones are cut and marked.
+Default: ``1024``.
+"""
+
+OTEL_USAGE_PARAM_MAX_ITEMS = "OTEL_USAGE_PARAM_MAX_ITEMS"
+"""
+.. envvar:: OTEL_USAGE_PARAM_MAX_ITEMS
+
+Most items kept of one list, dict or set when a value is serialized. Default: ``100``.
+"""
+
+OTEL_USAGE_PARAM_MAX_SIZE = "OTEL_USAGE_PARAM_MAX_SIZE"
+"""
+.. envvar:: OTEL_USAGE_PARAM_MAX_SIZE
+
+Rough budget (characters of JSON) for one serialized value; past it the rest is cut and marked.
+Default: ``8192``.
+"""
+
+OTEL_USAGE_RECORD_UNSAMPLED = "OTEL_USAGE_RECORD_UNSAMPLED"
+"""
+.. envvar:: OTEL_USAGE_RECORD_UNSAMPLED
+
+``true`` (default): spans that trace sampling drops are still recorded (RECORD_ONLY) so usage logs
+stay complete; ``false`` lets trace sampling thin usage logs too.
+"""
+
+# --- Exporters -----------------------------------------------------------------------------------
