@@ -134,6 +134,40 @@ stay complete; ``false`` lets trace sampling thin usage logs too.
 
 # --- Exporters: SQL --------------------------------------------------------------------------------
 
+OTEL_USAGE_SQL_URL = "OTEL_USAGE_SQL_URL"
+"""
+.. envvar:: OTEL_USAGE_SQL_URL
+
+SQLAlchemy URL of the database the SQL exporter writes to. ``postgresql://`` means the psycopg 3 driver
+(``pip install 'otel-usage[postgres]'``). Default: ``sqlite:///usage.db`` (in the working directory).
+"""
+
+OTEL_USAGE_SQL_TABLE_PREFIX = "OTEL_USAGE_SQL_TABLE_PREFIX"
+"""
+.. envvar:: OTEL_USAGE_SQL_TABLE_PREFIX
+
+Prefix of the SQL exporter's table names (``<prefix>logs``, ``<prefix>calls``, ``<prefix>schema``); an
+identifier (letters, digits, ``_``) or empty. An invalid value is an error. Default: ``usage_``.
+"""
+
+OTEL_USAGE_SQL_COLUMNS = "OTEL_USAGE_SQL_COLUMNS"
+"""
+.. envvar:: OTEL_USAGE_SQL_COLUMNS
+
+Info keys stored in real (text, indexed) columns of the logs table besides the JSON info, comma-separated
+``key=column`` or ``key`` (column named like the key); a key may be a dotted path into nested info
+(``request.path=path``). Example: ``user=user_name,tenant``. An invalid column name is an error.
+Default: empty.
+"""
+
+OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS = "OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS
+
+SQLite only: how long a writer waits for another process's lock on the database file before the
+batch fails (and is retried). Default: ``10000``.
+"""
+
 # --- Zero-code mode ---------------------------------------------------------------------------------
 
 # --- Flask ------------------------------------------------------------------------------------------
