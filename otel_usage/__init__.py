@@ -1,6 +1,23 @@
-"""otel_usage: structured usage logs of what your application's users do, on OpenTelemetry."""
+"""otel_usage: structured usage logs of what your application's users do, on OpenTelemetry.
 
+    import otel_usage
+    from otel_usage import traced_usage, add_info
+
+    otel_usage.configure()            # from OTEL_USAGE_* variables; explicit arguments win
+
+    @traced_usage(level=otel_usage.INFO)
+    def add_item(cart, item_id, qty=1): ...
+"""
+
+from otel_usage._chain import DropUsageLog, UsageProcessor, allow_functions, block_functions
+from otel_usage._context import add_data, add_info, get_info, usage_context
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
+from otel_usage._params import register_representation
+from otel_usage._pipeline import UsagePipeline, configure, force_flush, get_pipeline, shutdown
+from otel_usage._probe import Tracker, get_tracker, traced_usage
+from otel_usage._processor import UsageSpanProcessor
+from otel_usage._sampling import LevelSampler
+from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats
 from otel_usage.version import __version__
 
@@ -9,9 +26,30 @@ __all__ = [
     "DEFAULT",
     "INFO",
     "NONE",
+    "SCHEMA_VERSION",
+    "USAGE_LOG_EVENT",
+    "DropUsageLog",
     "Level",
+    "LevelSampler",
+    "Tracker",
+    "UsagePipeline",
+    "UsageProcessor",
+    "UsageSpanProcessor",
     "__version__",
+    "add_data",
+    "add_info",
+    "allow_functions",
+    "block_functions",
+    "configure",
+    "force_flush",
+    "get_info",
     "get_level",
+    "get_pipeline",
+    "get_tracker",
+    "register_representation",
     "set_level",
+    "shutdown",
     "stats",
+    "traced_usage",
+    "usage_context",
 ]

@@ -50,5 +50,5 @@ def handle_internal_errors(where: str) -> Iterator[None]:
     """Run a block of otel_usage's own code; an exception in it is logged and swallowed."""
     try:
         yield
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         internal_error(exc, where)

@@ -1,0 +1,112 @@
+"""Usage processors: an ordered chain of callables that see each assembled usage log.
+
+A processor receives the log (a dict of JSON-native values) and returns it, possibly changed, or a
+new dict; returning None keeps the log as the processor changed it in place. Raising
+:class:`DropUsageLog` drops the log (counted as ``dropped_by_processor``). A processor that fails any
+other way is logged and skipped: the log goes on as it was before that processor, never lost.
+
+Ready-made: :func:`allow_functions` and :func:`block_functions` keep or remove call records by
+function-name patterns (``fnmatch`` globs such as ``"shop.cart.*"``); a log left with no records is
+dropped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from otel_usage import _stats
+
+__all__ = ["DropUsageLog", "UsageProcessor", "allow_functions", "block_functions", "run_chain"]
+
+logger = logging.getLogger("otel_usage")
+
+UsageProcessor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+class DropUsageLog(Exception):
+    """Raise from a usage processor to drop the log."""
+
+
+def _copy(value: Any) -> Any:
+    """Copy of a JSON-native value (faster than ``copy.deepcopy`` and enough for usage logs)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+_failure_lock = threading.Lock()
+_last_failure: dict[str, float] = {}
+
+
+def _report_failure(processor: Any, exc: Exception) -> None:
+    _stats.count("processor_errors")
+    name = getattr(processor, "__qualname__", None) or repr(processor)
+    now = time.monotonic()
+    with _failure_lock:
+        if now - _last_failure.get(name, -1e9) < 60.0:
+            return
+        _last_failure[name] = now
+    logger.error("otel_usage: usage processor %s failed; skipped it for this log", name, exc_info=exc)
+
+
+def run_chain(log: dict[str, Any], processors: Iterable[UsageProcessor]) -> dict[str, Any] | None:
+    """Pass ``log`` through ``processors``; None when one of them dropped it."""
+    for processor in processors:
+        candidate = _copy(log)
+        try:
+            result = processor(candidate)
+        except DropUsageLog:
+            _stats.count("dropped_by_processor")
+            return None
+        except Exception as exc:  # noqa: BLE001
+            _report_failure(processor, exc)
+            continue
+        if result is None:
+            log = candidate
+        elif isinstance(result, dict):
+            log = result
+        else:
+            _report_failure(processor, TypeError(f"usage processor returned {type(result).__name__}, not a dict"))
+    return log
+
+
+def _matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
+    compiled = [fnmatch.translate(p) for p in patterns]
+    if not compiled:
+        raise ValueError("give at least one function-name pattern")
+    regex = re.compile("|".join(f"(?:{c})" for c in compiled))
+    return lambda name: regex.match(name) is not None
+
+
+def _filter(keep: Callable[[str], bool], label: str) -> UsageProcessor:
+    def processor(log: dict[str, Any]) -> dict[str, Any]:
+        data = log.get("data")
+        if isinstance(data, list):
+            kept = [r for r in data if isinstance(r, dict) and keep(str(r.get("function", "")))]
+            if not kept:
+                raise DropUsageLog
+            log["data"] = kept
+        return log
+
+    processor.__qualname__ = label
+    return processor
+
+
+def allow_functions(*patterns: str) -> UsageProcessor:
+    """Keep only the call records whose function matches one of ``patterns``."""
+    match = _matcher(patterns)
+    return _filter(match, f"allow_functions{patterns!r}")
+
+
+def block_functions(*patterns: str) -> UsageProcessor:
+    """Remove the call records whose function matches one of ``patterns``."""
+    match = _matcher(patterns)
+    return _filter(lambda name: not match(name), f"block_functions{patterns!r}")

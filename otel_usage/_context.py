@@ -1,0 +1,302 @@
+"""Info (shared by a whole usage log) and data (per call record).
+
+- :func:`add_info` records a key on the current unit of work: authoritatively on the current span's
+  record, and in baggage so that descendants in other threads, tasks and services see it too.
+- :func:`usage_context` sets info for everything inside a ``with`` block (or a decorated function);
+  nested contexts behave as a stack, same names included.
+- :func:`add_data` adds a key to the current call's record, or to an ancestor's (``depth``).
+- :func:`get_info` reads the info in force here.
+
+Outside any recorded unit of work, ``add_info`` and ``add_data`` are dropped with a warning once per
+key and never raise; nothing set there can leak into a later, unrelated log.
+
+Baggage carries strings only: a string value travels as it is; any other value (and a string that
+would be altered on the wire) travels JSON-encoded behind the prefix ``"j:"`` and is decoded back on
+the way in. A value whose baggage entry would exceed the W3C limit (4096 bytes) is refused with a
+warning and counted (``info_oversize``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote_plus
+
+from opentelemetry import baggage, context, trace
+
+from otel_usage import _params, _stats
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN
+from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
+
+__all__ = [
+    "INFO_KEY",
+    "add_data",
+    "add_info",
+    "current_entry",
+    "decode_info_value",
+    "encode_info_value",
+    "get_info",
+    "usage_context",
+]
+
+logger = logging.getLogger("otel_usage")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Context key holding the info set by :func:`usage_context` (an immutable-by-convention dict).
+INFO_KEY = context.create_key("otel_usage.info")
+
+_JSON_PREFIX = "j:"
+_MAX_PAIR_BYTES = 4096
+
+_warned_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _warn_once(kind: str, key: str, message: str) -> None:
+    marker = f"{kind}:{key}"
+    with _warned_lock:
+        if marker in _warned or len(_warned) > 10_000:
+            return
+        _warned.add(marker)
+    logger.warning(message, key)
+
+
+def encode_info_value(value: Any) -> str:
+    """The baggage form of an info value (already JSON-native)."""
+    if isinstance(value, str) and not value.startswith(_JSON_PREFIX) and value == value.strip():
+        return value
+    return _JSON_PREFIX + json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_info_value(raw: str) -> Any:
+    """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string."""
+    if raw.startswith(_JSON_PREFIX):
+        try:
+            return json.loads(raw[len(_JSON_PREFIX) :])
+        except ValueError:
+            return raw
+    return raw
+
+
+def _check_info_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"info keys must be non-empty strings, got {key!r}")
+    if key in RESERVED_KEYS:
+        raise ValueError(
+            f"{key!r} is reserved in usage logs and cannot be an info key (reserved: {sorted(RESERVED_KEYS)})"
+        )
+    return key
+
+
+def current_entry() -> Any:
+    """The current span's record when a usage processor buffers it, else None (or a skip marker)."""
+    return getattr(trace.get_current_span(), ENTRY_ATTR, None)
+
+
+def _recorded(entry: Any) -> bool:
+    return entry is not None and hasattr(entry, "root")
+
+
+def _prepared(key: str, value: Any) -> tuple[Any, str] | None:
+    """Serialize an info value and its baggage form; None (warned, counted) when it cannot travel."""
+    clean = _params.serialize_named(key, value)
+    encoded = encode_info_value(clean)
+    if len(quote_plus(key)) + 1 + len(quote_plus(encoded)) > _MAX_PAIR_BYTES:
+        _stats.count_drop("info_oversize", detail=f"info key {key!r}")
+        return None
+    return clean, encoded
+
+
+def add_info(key: str, value: Any) -> None:
+    """Share ``key`` = ``value`` with the whole current usage log (and its descendants, via baggage).
+
+    Raises:
+        ValueError: ``key`` is not a string or is one of the reserved top-level keys.
+    """
+    _check_info_key(key)
+    try:
+        if HIDDEN.get():
+            return
+        entry = current_entry()
+        if not _recorded(entry):
+            _warn_once("info", key, "otel_usage: add_info(%r) outside a recorded unit of work was ignored")
+            _stats.count_drop("info_outside_unit_of_work")
+            return
+        prepared = _prepared(key, value)
+        if prepared is None:
+            return
+        clean, encoded = prepared
+        if entry.info is None:
+            entry.info = {}
+        entry.info[key] = clean
+        # Descendants started from here on (threads with context, tasks, outgoing calls) carry it;
+        # the enclosing span's own detach ends it with the unit of work.
+        context.attach(baggage.set_baggage(key, encoded))
+    except Exception as exc:  # noqa: BLE001
+        from otel_usage._errors import internal_error
+
+        internal_error(exc, "add_info")
+
+
+def add_data(key: str, value: Any, depth: int | None = None) -> None:
+    """Add ``key`` = ``value`` to the current call's record, or to an ancestor's.
+
+    Args:
+        key: a name that is not one of the record's own keys.
+        value: any value; serialized (and redacted by name) now.
+        depth: None for the current call; ``0`` for the local root, ``n > 0`` for the ancestor at that
+            depth; ``-1`` for the parent, ``-2`` for the grandparent and so on.
+
+    Raises:
+        ValueError: ``key`` is not a string or is one of the record's own keys.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"data keys must be non-empty strings, got {key!r}")
+    if key in RECORD_KEYS:
+        raise ValueError(
+            f"{key!r} is a built-in key of call records and cannot be data (built-in: {sorted(RECORD_KEYS)})"
+        )
+    try:
+        if HIDDEN.get():
+            return
+        entry = current_entry()
+        if not _recorded(entry):
+            _warn_once("data", key, "otel_usage: add_data(%r) outside a recorded call was ignored")
+            _stats.count_drop("data_outside_unit_of_work")
+            return
+        target = _ancestor(entry, depth)
+        if target is None:
+            _warn_once("depth", f"{key}:{depth}", f"otel_usage: add_data(%r, depth={depth}) names no ancestor; ignored")
+            _stats.count_drop("data_bad_depth")
+            return
+        if target.data is None:
+            target.data = {}
+        target.data[key] = _params.serialize_named(key, value)
+    except Exception as exc:  # noqa: BLE001
+        from otel_usage._errors import internal_error
+
+        internal_error(exc, "add_data")
+
+
+def _ancestor(entry: Any, depth: int | None) -> Any:
+    if depth is None:
+        return entry
+    if depth < 0:
+        target = entry
+        for _ in range(-depth):
+            target = target.parent
+            if target is None:
+                return None
+        return target
+    if depth > entry.depth:
+        return None
+    target = entry
+    while target.depth > depth:
+        target = target.parent
+    return target
+
+
+def get_info() -> dict[str, Any]:
+    """The info in force here: usage contexts, inbound allow-listed baggage and ``add_info`` so far."""
+    info: dict[str, Any] = {}
+    entry = current_entry()
+    if _recorded(entry):
+        chain = []
+        node = entry
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        root = chain[-1]
+        if root.inbound_info:
+            info.update(root.inbound_info)
+        if root.ctx_info:
+            info.update(root.ctx_info)
+        for node in reversed(chain):
+            if node.info:
+                info.update(node.info)
+    ctx_info = context.get_value(INFO_KEY)
+    if ctx_info:
+        info.update(ctx_info)  # type: ignore[call-overload]
+    return info
+
+
+class usage_context(contextlib.ContextDecorator):
+    """Set info for everything inside: ``with usage_context(tenant="acme"): ...``.
+
+    Also a decorator. Contexts nest as a stack: an inner value of the same name wins inside and the
+    outer one is back after. Inside a recorded unit of work the info is also recorded on it.
+
+    Raises:
+        ValueError: a key is reserved (see :func:`add_info`).
+    """
+
+    def __init__(self, info: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        merged = dict(info or {}, **kwargs)
+        for key in merged:
+            _check_info_key(key)
+        self._raw = merged
+        self._tokens: list[object] = []
+
+    def __enter__(self) -> usage_context:
+        token = None
+        try:
+            token = self._enter()
+        except Exception as exc:  # noqa: BLE001
+            from otel_usage._errors import internal_error
+
+            internal_error(exc, "usage_context")
+        self._tokens.append(token)
+        return self
+
+    def _enter(self) -> object:
+        prepared: dict[str, Any] = {}
+        ctx = context.get_current()
+        for key, value in self._raw.items():
+            pair = _prepared(key, value)
+            if pair is None:
+                continue
+            prepared[key] = pair[0]
+            ctx = baggage.set_baggage(key, pair[1], ctx)
+        outer = context.get_value(INFO_KEY, ctx)
+        merged: dict[str, Any] = dict(outer) if outer else {}  # type: ignore[call-overload]
+        merged.update(prepared)
+        ctx = context.set_value(INFO_KEY, merged, ctx)
+        if not HIDDEN.get():
+            entry = current_entry()
+            if _recorded(entry) and prepared:
+                if entry.info is None:
+                    entry.info = {}
+                entry.info.update(prepared)
+        return context.attach(ctx)
+
+    def __exit__(self, *exc_info: object) -> None:
+        token = self._tokens.pop() if self._tokens else None
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:  # type: ignore[override]
+        raw = self._raw
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with usage_context(raw):
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with usage_context(raw):
+                return func(*args, **kwargs)
+
+        return run
+

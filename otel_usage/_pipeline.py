@@ -1,0 +1,354 @@
+"""Building and controlling the pipeline: probes -> spans -> usage logs -> exporters.
+
+:func:`configure` builds (or extends) the global OpenTelemetry providers from environment variables
+and arguments (explicit arguments win), and is idempotent: a second call updates settings and adds
+new exporters or processors, never a second span processor. :func:`force_flush` and :func:`shutdown`
+control it; it is flushed at interpreter exit before the OpenTelemetry providers shut down.
+
+With ``OTEL_SDK_DISABLED=true`` everything is a no-op: probes call the function and nothing else.
+
+Reads: ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG``, ``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES`` and the ``OTEL_USAGE_*`` variables of :mod:`otel_usage.environment_variables`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import LogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Sampler
+
+from otel_usage import _params
+from otel_usage import environment_variables as ev
+from otel_usage._chain import UsageProcessor
+from otel_usage._config import CoreSettings, env_bool, env_list
+from otel_usage._levels import THRESHOLD
+from otel_usage._log import LogEmitter
+from otel_usage._processor import UsageSpanProcessor
+from otel_usage._runtime import RUNTIME
+from otel_usage._sampling import LevelSampler, usage_level_sampler
+from otel_usage.exporters.memory import InMemoryUsageExporter
+
+__all__ = ["UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdown"]
+
+logger = logging.getLogger("otel_usage")
+
+_PROCESSOR_TAG = "_otel_usage_span_processor"
+
+
+def apply_settings(settings: CoreSettings) -> None:
+    """Make ``settings`` the process-wide policy of probes (threshold, serialization, redaction)."""
+    THRESHOLD.value = int(settings.level)
+    _params.set_policy(
+        _params.SerializeLimits(
+            max_depth=settings.param_max_depth,
+            max_length=settings.param_max_length,
+            max_items=settings.param_max_items,
+            max_size=settings.param_max_size,
+        ),
+        _params.Redactor(settings.redact, defaults=settings.redact_defaults),
+    )
+
+
+def log_processor_for(exporter: LogRecordExporter) -> LogRecordProcessor:
+    """The processor that delivers usage logs to ``exporter``: its own queue, batching and retries."""
+    if isinstance(exporter, InMemoryUsageExporter):
+        return SimpleLogRecordProcessor(exporter)
+    try:
+        from otel_usage.exporters._delivery import UsageBatchProcessor  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        return BatchLogRecordProcessor(exporter)
+    processor: LogRecordProcessor = UsageBatchProcessor(exporter)
+    return processor
+
+
+class UsagePipeline:
+    """The span processor, the usage-log emitter and the exporters' processors of one pipeline."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        logger_provider: LoggerProvider,
+        settings: CoreSettings,
+        processors: Sequence[UsageProcessor] = (),
+        owns_providers: bool = False,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.logger_provider = logger_provider
+        self.settings = settings
+        self.emitter = LogEmitter(logger_provider, processors)
+        self.span_processor = UsageSpanProcessor(self.emitter, settings)
+        self.exporters: list[LogRecordExporter] = []
+        self.log_processors: list[LogRecordProcessor] = []
+        self._owns_providers = owns_providers
+        self._stopped = False
+        self._lock = threading.Lock()
+        tracer_provider.add_span_processor(self.span_processor)
+        setattr(tracer_provider, _PROCESSOR_TAG, self.span_processor)
+
+    def add_exporter(self, exporter: LogRecordExporter, processor: LogRecordProcessor | None = None) -> None:
+        """Send usage logs to ``exporter`` too (once per exporter object)."""
+        with self._lock:
+            if any(e is exporter for e in self.exporters):
+                return
+            proc = processor if processor is not None else log_processor_for(exporter)
+            self.exporters.append(exporter)
+            self.log_processors.append(proc)
+        self.logger_provider.add_log_record_processor(proc)
+
+    def add_processor(self, processor: UsageProcessor) -> None:
+        """Append a usage processor to the chain (once per callable)."""
+        if not callable(processor):
+            raise ValueError(f"a usage processor must be callable, got {processor!r}")
+        if all(p is not processor for p in self.emitter.processors):
+            self.emitter.processors.append(processor)
+
+    def update(self, settings: CoreSettings) -> None:
+        self.settings = settings
+        self.span_processor.update_settings(settings)
+        apply_settings(settings)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Emit every finished usage log and deliver it to every exporter, within the timeout."""
+        ok = self.span_processor.force_flush(timeout_millis)
+        for proc in list(self.log_processors):
+            ok = bool(proc.force_flush(timeout_millis)) and ok
+        return ok
+
+    def shutdown(self, timeout_millis: int = 30000) -> None:
+        """Flush, then stop the span processor and the exporters (and the providers it created)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.span_processor.shutdown()
+        for proc in list(self.log_processors):
+            try:
+                proc.force_flush(timeout_millis)
+                proc.shutdown()
+            except Exception:
+                logger.exception("otel_usage: an exporter failed to shut down")
+        if self._owns_providers:
+            self.tracer_provider.shutdown()
+            self.logger_provider.shutdown()
+
+
+_lock = threading.RLock()
+_pipeline: UsagePipeline | None = None
+_atexit_registered = False
+
+
+def get_pipeline() -> UsagePipeline | None:
+    """The pipeline built by :func:`configure`, if any."""
+    return _pipeline
+
+
+def _resolve_sampler(sampler: Sampler | None, settings: CoreSettings) -> Sampler:
+    if isinstance(sampler, LevelSampler):
+        return sampler
+    if sampler is not None:
+        return LevelSampler(sampler, record_unsampled=settings.record_unsampled)
+    import os
+
+    name = (os.environ.get("OTEL_TRACES_SAMPLER") or "").strip().lower()
+    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG")
+    if name == "usage_level":
+        return usage_level_sampler(arg)
+    if not name:
+        return LevelSampler(record_unsampled=settings.record_unsampled)
+    from opentelemetry.sdk.trace import sampling
+
+    try:
+        delegate = sampling._get_from_env_or_default()
+        if name not in sampling._KNOWN_SAMPLERS:
+            delegate = _sampler_from_entry_point(name, arg) or delegate
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Ignoring OTEL_TRACES_SAMPLER=%r (%s); sampling everything", name, exc)
+        delegate = None
+    return LevelSampler(delegate, record_unsampled=settings.record_unsampled)
+
+
+def _sampler_from_entry_point(name: str, arg: str | None) -> Sampler | None:
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    for ep in entry_points(group="opentelemetry_traces_sampler", name=name):
+        factory = ep.load()
+        sampler = factory(arg)
+        if isinstance(sampler, Sampler):
+            return sampler
+    logger.warning("Ignoring OTEL_TRACES_SAMPLER=%r: no such sampler; sampling everything", name)
+    return None
+
+
+def _exporters_from_env() -> list[LogRecordExporter]:
+    names = env_list(ev.OTEL_USAGE_EXPORTERS, ("file",))
+    return [exporter for name in names for exporter in build_exporter(name, ev.OTEL_USAGE_EXPORTERS)]
+
+
+def build_exporter(name: str, source: str = "exporters") -> list[LogRecordExporter]:
+    """The usage exporter called ``name`` (``file``, ``sql``, ``otlp``, ``console``, ``none``).
+
+    Raises:
+        ValueError: unknown name (falling back would lose the logs meant for it).
+    """
+    key = name.strip().lower()
+    if key == "none":
+        return []
+    if key == "console":
+        from otel_usage.exporters.console import ConsoleUsageExporter
+
+        return [ConsoleUsageExporter()]
+    if key == "file":
+        from otel_usage.exporters.file import FileUsageExporter  # type: ignore[import-not-found,unused-ignore]
+
+        return [FileUsageExporter()]
+    if key == "sql":
+        from otel_usage.exporters.sql import SqlUsageExporter
+
+        return [SqlUsageExporter()]
+    if key == "otlp":
+        from otel_usage.exporters.otlp import otlp_usage_exporter  # type: ignore[import-not-found,unused-ignore]
+
+        return [otlp_usage_exporter()]
+    raise ValueError(f"{source}: unknown usage exporter {name!r} (expected file, sql, otlp, console or none)")
+
+
+def configure(
+    *,
+    exporters: Iterable[LogRecordExporter | str] | None = None,
+    processors: Iterable[UsageProcessor] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
+    sampler: Sampler | None = None,
+    service_name: str | None = None,
+    **settings: Any,
+) -> UsagePipeline | None:
+    """Build or extend the pipeline; explicit arguments win over ``OTEL_USAGE_*`` variables.
+
+    Args:
+        exporters: exporter objects or names (``file``, ``sql``, ``otlp``, ``console``); default from
+            ``OTEL_USAGE_EXPORTERS`` (``file``). Only used the first time unless given again.
+        processors: usage processors, appended to the chain.
+        tracer_provider: an SDK provider to extend; default the global one (created when unset).
+        logger_provider: an SDK logger provider to emit usage logs into; default the global one.
+        sampler: sampler for a provider created here (wrapped in :class:`LevelSampler`).
+        service_name: ``service.name`` for providers created here.
+        **settings: any field of :class:`~otel_usage._config.CoreSettings` (``level``, limits, ...).
+
+    Returns:
+        The pipeline, or None when ``OTEL_SDK_DISABLED`` is true.
+
+    Raises:
+        ValueError: an invalid argument, or an unknown exporter name.
+    """
+    global _pipeline, _atexit_registered
+    with _lock:
+        core = CoreSettings.from_env(**settings)
+        if env_bool("OTEL_SDK_DISABLED", False):
+            RUNTIME.disabled = True
+            RUNTIME.changed()
+            return None
+        apply_settings(core)
+        pipeline = _pipeline
+        if pipeline is None:
+            resource = Resource.create({"service.name": service_name} if service_name else {})
+            tp, owns_tp = _tracer_provider(tracer_provider, sampler, core, resource)
+            lp, owns_lp = _logger_provider(logger_provider, resource)
+            existing = getattr(tp, _PROCESSOR_TAG, None)
+            if existing is not None:
+                raise ValueError("this tracer provider already has an otel_usage pipeline")
+            pipeline = UsagePipeline(tp, lp, core, owns_providers=owns_tp and owns_lp)
+            _pipeline = pipeline
+            if exporters is None:
+                exporters = _exporters_from_env()
+            RUNTIME.changed()
+        else:
+            pipeline.update(core)
+        for item in exporters or ():
+            for exporter in build_exporter(item) if isinstance(item, str) else [item]:
+                pipeline.add_exporter(exporter)
+        for processor in processors or ():
+            pipeline.add_processor(processor)
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+        return pipeline
+
+
+def _tracer_provider(
+    explicit: TracerProvider | None, sampler: Sampler | None, core: CoreSettings, resource: Resource
+) -> tuple[TracerProvider, bool]:
+    if explicit is not None:
+        if not isinstance(explicit, TracerProvider):
+            raise ValueError("tracer_provider must be an opentelemetry.sdk.trace.TracerProvider")
+        if RUNTIME.tracer_provider is None and trace.get_tracer_provider() is not explicit:
+            RUNTIME.tracer_provider = explicit
+        return explicit, False
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current, False
+    created = TracerProvider(sampler=_resolve_sampler(sampler, core), resource=resource)
+    if isinstance(current, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(created)
+    else:
+        logger.warning("otel_usage: the global tracer provider is not the SDK's; probes use a private one")
+        RUNTIME.tracer_provider = created
+    return created, True
+
+
+def _logger_provider(explicit: LoggerProvider | None, resource: Resource) -> tuple[LoggerProvider, bool]:
+    if explicit is not None:
+        if not isinstance(explicit, LoggerProvider):
+            raise ValueError("logger_provider must be an opentelemetry.sdk._logs.LoggerProvider")
+        return explicit, False
+    current = _logs.get_logger_provider()
+    if isinstance(current, LoggerProvider):
+        return current, False
+    created = LoggerProvider(resource=resource)
+    if type(current).__name__ == "ProxyLoggerProvider":
+        _logs.set_logger_provider(created)
+    return created, True
+
+
+def force_flush(timeout_millis: int = 30000) -> bool:
+    """Emit and deliver every finished usage log now. True when all of it got through in time."""
+    pipeline = _pipeline
+    return True if pipeline is None else pipeline.force_flush(timeout_millis)
+
+
+def shutdown(timeout_millis: int = 30000) -> None:
+    """Flush and stop the pipeline; probes keep working, recording nothing further."""
+    global _pipeline
+    with _lock:
+        pipeline = _pipeline
+        _pipeline = None
+    if pipeline is not None:
+        pipeline.shutdown(timeout_millis)
+
+
+def _at_exit() -> None:
+    try:
+        shutdown(5000)
+    except Exception:
+        logger.exception("otel_usage: failed to flush usage logs at exit")
+
+
+def _reset_for_tests(hook: Callable[[], None] | None = None) -> None:
+    """Forget the global pipeline without touching OpenTelemetry's globals (test helper)."""
+    global _pipeline
+    with _lock:
+        _pipeline = None
+        RUNTIME.tracer_provider = None
+        RUNTIME.disabled = False
+        RUNTIME.changed()
+    if hook is not None:
+        hook()

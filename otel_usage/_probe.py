@@ -1,0 +1,485 @@
+"""Probes: ``@traced_usage`` and python_tracker's ``get_tracker(name).probe(...)``.
+
+A probe at or above the threshold runs its function inside an OTel span (made current, so callees
+nest under it) and, when a usage processor buffers that span, records the bound parameters, the
+class of ``self``/``cls`` and, on request, the return value. A probe below the threshold creates no
+span and hides everything it calls (the ``HIDDEN`` flag). The function itself runs outside any guard:
+its exception is recorded and re-raised as the same object with its traceback; an error of ours is
+logged and the function still runs exactly once.
+
+Everything that can be is computed at decoration time (name, level, parameter plan).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from typing import Any, ParamSpec, TypeVar, overload
+
+from opentelemetry import context, trace
+from opentelemetry.trace import Status, StatusCode
+
+from otel_usage._context import add_data as _add_data
+from otel_usage._context import add_info as _add_info
+from otel_usage._errors import internal_error
+from otel_usage._levels import DEFAULT, THRESHOLD, Level, parse_level
+from otel_usage._params import ParamCapture, serialize
+from otel_usage._processor import Entry
+from otel_usage._processor import _Skip as _SKIP_CLASS
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
+from otel_usage.version import __version__
+
+__all__ = ["ProbeSpec", "Tracker", "get_tracker", "traced_usage"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Tracker:
+    """A named source of probes (python_tracker's ``getTracker(__name__)``): one per name."""
+
+    __slots__ = ("_generation", "_tracer", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._generation = -1
+        self._tracer: trace.Tracer | None = None
+
+    def tracer(self) -> trace.Tracer | None:
+        """The tracer probes of this tracker use now; None when telemetry is disabled."""
+        if self._generation != RUNTIME.generation:
+            self._generation = RUNTIME.generation
+            self._tracer = None if RUNTIME.disabled else RUNTIME.provider().get_tracer(self.name, __version__)
+        return self._tracer
+
+    @overload
+    def probe(self, level: Callable[P, R]) -> Callable[P, R]: ...
+
+    @overload
+    def probe(
+        self,
+        level: Level | int | str = DEFAULT,
+        fname: str | None = None,
+        inc: Iterable[str] | None = None,
+        exc: Iterable[str] | None = None,
+        record_return: bool = False,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def probe(
+        self,
+        level: Any = DEFAULT,
+        fname: str | None = None,
+        inc: Iterable[str] | None = None,
+        exc: Iterable[str] | None = None,
+        record_return: bool = False,
+    ) -> Any:
+        """python_tracker's decorator: ``@tr.probe(level=DEFAULT, fname=None, inc=None, exc=None)``."""
+        if callable(level) and not isinstance(level, (Level, int, str)):
+            return _decorate(level, DEFAULT, None, None, None, False, self)
+        return functools.partial(
+            _decorate, level=level, name=fname, include=inc, exclude=exc, record_return=record_return, tracker=self
+        )
+
+    def add_info(self, key: str, value: Any) -> None:
+        """Same as :func:`otel_usage.add_info`."""
+        _add_info(key, value)
+
+    def add_data(self, key: str, value: Any, depth: int | None = None) -> None:
+        """Same as :func:`otel_usage.add_data`."""
+        _add_data(key, value, depth)
+
+    def __repr__(self) -> str:
+        return f"<Tracker {self.name!r}>"
+
+
+_trackers: dict[str, Tracker] = {}
+_trackers_lock = threading.Lock()
+
+
+def get_tracker(name: str) -> Tracker:
+    """The tracker called ``name`` (usually ``__name__``); the same object for the same name."""
+    tracker = _trackers.get(name)
+    if tracker is None:
+        with _trackers_lock:
+            tracker = _trackers.setdefault(name, Tracker(name))
+    return tracker
+
+
+class ProbeSpec:
+    """What a probe knows from decoration time."""
+
+    __slots__ = ("attributes", "capture", "function", "level", "level_name", "record_return", "tracker", "tracker_obj")
+
+    def __init__(
+        self,
+        function: str,
+        tracker: Tracker,
+        level: Level,
+        capture: ParamCapture,
+        record_return: bool,
+    ) -> None:
+        self.function = function
+        self.tracker = tracker.name
+        self.tracker_obj = tracker
+        self.level = int(level)
+        self.level_name = level.name
+        self.capture = capture
+        self.record_return = record_return
+        self.attributes = {LEVEL_ATTR: level.name}
+
+
+@overload
+def traced_usage(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def traced_usage(
+    *,
+    level: Level | int | str = DEFAULT,
+    name: str | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    record_return: bool = False,
+    tracker: str | Tracker | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def traced_usage(
+    func: Any = None,
+    /,
+    *,
+    level: Level | int | str = DEFAULT,
+    name: str | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    record_return: bool = False,
+    tracker: str | Tracker | None = None,
+) -> Any:
+    """Record calls of the decorated function in usage logs.
+
+    Usable bare (``@traced_usage``) or with arguments. Works on functions, methods, classmethods and
+    staticmethods (either decorator order), async functions, generators and async generators (the
+    span covers the whole iteration).
+
+    Args:
+        level: the probe's level; recorded when at or above the threshold.
+        name: the recorded function name; default ``module.qualname``.
+        include: only these parameters are recorded (``self``/``cls`` only when named here).
+        exclude: these parameters are never recorded (wins over ``include``).
+        record_return: also record the (serialized) return value.
+        tracker: the tracker name; default the function's module.
+
+    Raises:
+        ValueError: a bad level, or include/exclude naming parameters the function does not have.
+    """
+    if func is not None:
+        return _decorate(func, level, name, include, exclude, record_return, tracker)
+    return functools.partial(
+        _decorate,
+        level=level,
+        name=name,
+        include=include,
+        exclude=exclude,
+        record_return=record_return,
+        tracker=tracker,
+    )
+
+
+def _decorate(
+    func: Any,
+    level: Any,
+    name: str | None,
+    include: Iterable[str] | None,
+    exclude: Iterable[str] | None,
+    record_return: bool,
+    tracker: str | Tracker | None,
+) -> Any:
+    if isinstance(func, (classmethod, staticmethod)):
+        inner = _decorate(func.__func__, level, name, include, exclude, record_return, tracker)
+        return type(func)(inner)
+    if not callable(func):
+        raise TypeError(f"traced_usage needs a function, got {func!r}")
+    lvl = parse_level(level)
+    module = getattr(func, "__module__", None) or "__main__"
+    tracker_obj = tracker if isinstance(tracker, Tracker) else get_tracker(tracker or module)
+    function = name or f"{module}.{getattr(func, '__qualname__', getattr(func, '__name__', repr(func)))}"
+    capture = ParamCapture(func, include, exclude)
+    spec = ProbeSpec(function, tracker_obj, lvl, capture, record_return)
+    if inspect.isasyncgenfunction(func):
+        wrapper: Any = _async_gen_wrapper(func, spec)
+    elif inspect.iscoroutinefunction(func):
+        wrapper = _async_wrapper(func, spec)
+    elif inspect.isgeneratorfunction(func):
+        wrapper = _gen_wrapper(func, spec)
+    else:
+        wrapper = _sync_wrapper(func, spec)
+    functools.update_wrapper(wrapper, func)
+    wrapper.__otel_usage_probe__ = spec
+    return wrapper
+
+
+# --- shared steps (kept out of the wrappers so that each wrapper stays small) -------------------
+
+
+def _start(spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Start the span, fill its record and make it current: (span, token), or (None, None)."""
+    tracer = spec.tracker_obj.tracer()
+    if tracer is None:
+        return None, None
+    span = tracer.start_span(spec.function, attributes=spec.attributes)
+    entry = getattr(span, ENTRY_ATTR, None)
+    if entry is not None and entry.__class__ is not _SKIP_CLASS:
+        entry.probe = spec
+        capture = spec.capture
+        entry.params = capture.capture(args, kwargs)
+        if capture.is_method and args:
+            first = args[0]
+            entry.class_name = first.__name__ if isinstance(first, type) else type(first).__name__
+    return span, context.attach(trace.set_span_in_context(span))
+
+
+def _fail(span: Any, exc: BaseException) -> None:
+    """Record an exception that leaves the probe (the caller re-raises it)."""
+    try:
+        entry = getattr(span, ENTRY_ATTR, None)
+        message = _safe_str(exc)
+        if isinstance(entry, Entry):
+            entry.error = {"type": type(exc).__qualname__, "message": message}
+        span.record_exception(exc, escaped=True)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {message}"))
+    except Exception as err:  # noqa: BLE001
+        internal_error(err, "probe exception")
+
+
+def _end(span: Any, token: Any, result: Any, record_return: bool) -> None:
+    try:
+        context.detach(token)
+        if record_return:
+            entry = getattr(span, ENTRY_ATTR, None)
+            if isinstance(entry, Entry):
+                entry.ret = serialize(result)
+        span.end()
+    except Exception as err:  # noqa: BLE001
+        internal_error(err, "probe end")
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)[:1024]
+    except Exception:  # noqa: BLE001
+        return f"<unprintable {type(exc).__qualname__}>"
+
+
+def _filtered(spec: ProbeSpec) -> bool:
+    return spec.level < THRESHOLD.value
+
+
+# --- wrappers ---------------------------------------------------------------------------------
+
+
+def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., Any]:
+    hidden = HIDDEN
+    threshold = THRESHOLD
+    level = spec.level
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if level < threshold.value:
+            if hidden.get():
+                return func(*args, **kwargs)
+            mark = hidden.set(True)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                hidden.reset(mark)
+        if hidden.get():
+            return func(*args, **kwargs)
+        try:
+            span, token = _start(spec, args, kwargs)
+        except Exception as err:  # noqa: BLE001
+            internal_error(err, "probe start")
+            span = None
+        if span is None:
+            return func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            _fail(span, exc)
+            _end(span, token, None, False)
+            raise
+        _end(span, token, result, spec.record_return)
+        return result
+
+    return wrapper
+
+
+def _async_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., Any]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _filtered(spec):
+            if HIDDEN.get():
+                return await func(*args, **kwargs)
+            mark = HIDDEN.set(True)
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                HIDDEN.reset(mark)
+        if HIDDEN.get():
+            return await func(*args, **kwargs)
+        try:
+            span, token = _start(spec, args, kwargs)
+        except Exception as err:  # noqa: BLE001
+            internal_error(err, "probe start")
+            span = None
+        if span is None:
+            return await func(*args, **kwargs)
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            _fail(span, exc)
+            _end(span, token, None, False)
+            raise
+        _end(span, token, result, spec.record_return)
+        return result
+
+    return wrapper
+
+
+def _gen_wrapper(func: Callable[..., Generator[Any, Any, Any]], spec: ProbeSpec) -> Callable[..., Iterator[Any]]:
+    """The span covers the whole iteration; the context is attached only while the generator runs."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        hide = _filtered(spec) and not HIDDEN.get()
+        record = not _filtered(spec) and not HIDDEN.get()
+        span = None
+        ctx = None
+        if record:
+            try:
+                span, token = _start(spec, args, kwargs)
+                if span is not None:
+                    ctx = context.get_current()
+                    context.detach(token)
+            except Exception as err:  # noqa: BLE001
+                internal_error(err, "probe start")
+                span = None
+        gen = func(*args, **kwargs)
+        sent: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = _enter(ctx, hide)
+                try:
+                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                finally:
+                    _leave(token, hide)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    token = _enter(ctx, hide)
+                    try:
+                        gen.close()
+                    finally:
+                        _leave(token, hide)
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    thrown = exc
+        except BaseException as exc:
+            if span is not None and not isinstance(exc, GeneratorExit):
+                _fail(span, exc)
+            if span is not None:
+                _finish_detached(span, None, False)
+            raise
+        if span is not None:
+            _finish_detached(span, result, spec.record_return)
+        return result
+
+    return wrapper
+
+
+def _async_gen_wrapper(
+    func: Callable[..., AsyncGenerator[Any, Any]], spec: ProbeSpec
+) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        hide = _filtered(spec) and not HIDDEN.get()
+        record = not _filtered(spec) and not HIDDEN.get()
+        span = None
+        ctx = None
+        if record:
+            try:
+                span, token = _start(spec, args, kwargs)
+                if span is not None:
+                    ctx = context.get_current()
+                    context.detach(token)
+            except Exception as err:  # noqa: BLE001
+                internal_error(err, "probe start")
+                span = None
+        agen = func(*args, **kwargs)
+        sent: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = _enter(ctx, hide)
+                try:
+                    if thrown is not None:
+                        item = await agen.athrow(thrown)
+                    else:
+                        item = await agen.asend(sent)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    _leave(token, hide)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    token = _enter(ctx, hide)
+                    try:
+                        await agen.aclose()
+                    finally:
+                        _leave(token, hide)
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    thrown = exc
+        except BaseException as exc:
+            if span is not None and not isinstance(exc, GeneratorExit):
+                _fail(span, exc)
+            if span is not None:
+                _finish_detached(span, None, False)
+            raise
+        if span is not None:
+            _finish_detached(span, None, False)
+
+    return wrapper
+
+
+def _enter(ctx: Any, hide: bool) -> Any:
+    if ctx is not None:
+        return context.attach(ctx)
+    if hide:
+        return HIDDEN.set(True)
+    return None
+
+
+def _leave(token: Any, hide: bool) -> None:
+    if token is None:
+        return
+    if hide:
+        HIDDEN.reset(token)
+    else:
+        context.detach(token)
+
+
+def _finish_detached(span: Any, result: Any, record_return: bool) -> None:
+    try:
+        if record_return:
+            entry = getattr(span, ENTRY_ATTR, None)
+            if isinstance(entry, Entry):
+                entry.ret = serialize(result)
+        span.end()
+    except Exception as err:  # noqa: BLE001
+        internal_error(err, "probe end")
+

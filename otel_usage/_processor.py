@@ -1,0 +1,484 @@
+"""The span processor that turns each local trace into one usage log.
+
+``on_start``/``on_end`` run on the application's threads: they do O(1) work under one short lock, never
+block on I/O and never raise. Each span is kept as a small :class:`Entry` (a slotted object, no
+``ReadableSpan``), grouped by its **local root** (a span whose parent is absent, remote, or not
+buffered by this processor). When the local root has ended and every child it started has ended, the
+root is queued; a worker thread assembles the log (:mod:`otel_usage._log`) and emits it.
+
+Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``otel_usage.stats()``:
+
+- ``max_pending_logs``: a new local root beyond it is not recorded (``pending_logs_full``), nor are its
+  descendants.
+- ``max_records_per_log``: further spans of that root are left out (``records_per_log``) and the log
+  says how many in ``truncated``.
+- ``grace_millis``: children that outlive their root (asyncio tasks, pool workers) are waited for this
+  long after the root ends; then the log is assembled without them, their records marked
+  ``"unfinished": true``.
+- ``max_log_age_millis``: a root still open after this long is emitted as it stands with status
+  ``"unfinished"`` (``log_age``).
+- A span that starts or ends after its log was emitted is counted as ``late_span`` and not recorded:
+  the log is immutable once emitted (its trace still reaches trace backends).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from otel_usage import _stats
+from otel_usage._config import CoreSettings
+from otel_usage._context import INFO_KEY, decode_info_value
+from otel_usage._errors import internal_error
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN
+
+__all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor"]
+
+logger = logging.getLogger(__name__)
+
+OPEN, WAITING, QUEUED, EMITTED = 0, 1, 2, 3
+
+
+class _Skip:
+    """Marks a span (and so its descendants) that this processor does not record."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<otel_usage skip: {self.reason}>"
+
+
+SKIP = _Skip("hidden")
+_SKIP_DROPPED_ROOT = _Skip("pending_logs_full")
+_SKIP_TRUNCATED = _Skip("records_per_log")
+_SKIP_LATE = _Skip("late_span")
+
+
+class Entry:
+    """What a usage log keeps of one span: compact, filled once."""
+
+    __slots__ = (
+        "attributes",
+        "class_name",
+        "data",
+        "depth",
+        "end_ns",
+        "error",
+        "info",
+        "name",
+        "owner",
+        "params",
+        "parent",
+        "probe",
+        "ret",
+        "root",
+        "scope",
+        "span_id",
+        "start_ns",
+        "status_error",
+    )
+
+    def __init__(self, span_id: int, parent: Entry | None, root: Root | None, depth: int, name: str) -> None:
+        self.span_id = span_id
+        self.parent = parent
+        self.root: Root = root if root is not None else self  # type: ignore[assignment]
+        self.depth = depth
+        self.name = name
+        self.start_ns = 0
+        self.end_ns = 0
+        self.probe: Any = None
+        self.params: dict[str, Any] | None = None
+        self.data: dict[str, Any] | None = None
+        self.info: dict[str, Any] | None = None
+        self.attributes: Any = None
+        self.scope: str | None = None
+        self.error: dict[str, Any] | None = None
+        self.status_error = False
+        self.class_name: str | None = None
+        self.ret: Any = None
+        self.owner: UsageSpanProcessor | None = None
+
+
+class Root(Entry):
+    """The local root of a usage log, with the bookkeeping of its whole local trace."""
+
+    __slots__ = (
+        "created",
+        "ctx_info",
+        "ended_at",
+        "entries",
+        "inbound_info",
+        "parent_span_id",
+        "pending",
+        "service",
+        "state",
+        "trace_id",
+        "truncated",
+    )
+
+    def __init__(self, span_id: int, name: str) -> None:
+        super().__init__(span_id, None, None, 0, name)
+        self.entries: list[Entry] = [self]
+        self.pending = 0
+        self.state = OPEN
+        self.trace_id = 0
+        self.parent_span_id: int | None = None
+        self.inbound_info: dict[str, Any] | None = None
+        self.ctx_info: dict[str, Any] | None = None
+        self.service: str | None = None
+        self.truncated = 0
+        self.created = time.monotonic()
+        self.ended_at = 0.0
+
+
+Emit = Callable[[Root], None]
+
+
+class UsageSpanProcessor(SpanProcessor):
+    """Buffers spans per local root and emits one usage log per local trace, off the caller's thread.
+
+    Args:
+        emit: called on the worker thread with each finished :class:`Root` (assembles and sends it).
+        settings: limits; defaults from the environment.
+    """
+
+    def __init__(self, emit: Emit, settings: CoreSettings | None = None) -> None:
+        self._emit = emit
+        self._settings = settings if settings is not None else CoreSettings.from_env()
+        self._lock = threading.Lock()
+        self._live: dict[int, Entry] = {}
+        self._roots: dict[int, Root] = {}
+        self._waiting: dict[int, Root] = {}
+        self._ready: collections.deque[Root] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition(threading.Lock())
+        self._busy = False
+        self._worker: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._stopped = False
+        self._last_age_scan = time.monotonic()
+        _stats.register_gauge("", self, UsageSpanProcessor._gauges)
+        ref = weakref.ref(self)
+
+        def after_fork() -> None:
+            obj = ref()
+            if obj is not None:
+                obj._reset_after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    # --- settings --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> CoreSettings:
+        return self._settings
+
+    def update_settings(self, settings: CoreSettings) -> None:
+        """Apply new limits; buffered logs keep what they have."""
+        self._settings = settings
+
+    def _gauges(self) -> dict[str, int]:
+        return {
+            "spans_buffered": len(self._live),
+            "logs_pending": len(self._roots) + len(self._ready),
+        }
+
+    # --- hot path -------------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        try:
+            self._on_start(span, parent_context)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.on_start")
+
+    def _on_start(self, span: Span, parent_context: context.Context | None) -> None:
+        if self._stopped:
+            return
+        if HIDDEN.get():
+            setattr(span, ENTRY_ATTR, SKIP)
+            return
+        span_context = span.get_span_context()
+        parent_span = trace.get_current_span(parent_context)
+        parent: Any = getattr(parent_span, ENTRY_ATTR, None)
+        if parent is not None and parent.__class__ is _Skip:
+            setattr(span, ENTRY_ATTR, parent)
+            return
+        span_id = span_context.span_id
+        if parent is None or parent.owner is not self:
+            self._start_root(span, span_id, span_context.trace_id, parent_span, parent_context)
+            return
+        root: Root = parent.root
+        entry = Entry(span_id, parent, root, parent.depth + 1, span.name)
+        entry.owner = self
+        entry.start_ns = span.start_time or 0
+        with self._lock:
+            if root.state == EMITTED:
+                skip = _SKIP_LATE
+            elif len(root.entries) >= self._settings.max_records_per_log:
+                root.truncated += 1
+                skip = _SKIP_TRUNCATED
+            else:
+                root.pending += 1
+                root.entries.append(entry)
+                self._live[span_id] = entry
+                setattr(span, ENTRY_ATTR, entry)
+                return
+        setattr(span, ENTRY_ATTR, skip)
+        _stats.count_drop(skip.reason)
+
+    def _start_root(
+        self,
+        span: Span,
+        span_id: int,
+        trace_id: int,
+        parent_span: trace.Span,
+        parent_context: context.Context | None,
+    ) -> None:
+        root = Root(span_id, span.name)
+        root.owner = self
+        root.trace_id = trace_id
+        root.start_ns = span.start_time or 0
+        parent_sc = parent_span.get_span_context()
+        if parent_sc.is_valid:
+            root.parent_span_id = parent_sc.span_id
+        ctx_info = context.get_value(INFO_KEY, parent_context)
+        if ctx_info:
+            root.ctx_info = ctx_info  # type: ignore[assignment]
+        allow = self._settings.baggage_allow
+        if allow:
+            inbound = baggage.get_all(parent_context)
+            if inbound:
+                kept = {key: decode_info_value(str(inbound[key])) for key in allow if key in inbound}
+                root.inbound_info = kept or None
+        with self._lock:
+            full = len(self._roots) + len(self._ready) >= self._settings.max_pending_logs
+            if not full:
+                self._roots[span_id] = root
+                self._live[span_id] = root
+        if full:
+            setattr(span, ENTRY_ATTR, _SKIP_DROPPED_ROOT)
+            _stats.count_drop(_SKIP_DROPPED_ROOT.reason)
+            return
+        setattr(span, ENTRY_ATTR, root)
+        if self._worker is None or self._pid != os.getpid():
+            self._ensure_worker()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self._on_end(span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.on_end")
+
+    def _on_end(self, span: ReadableSpan) -> None:
+        span_context = span.context
+        if span_context is None:
+            return
+        entry = self._live.pop(span_context.span_id, None)
+        if entry is None:
+            return
+        entry.end_ns = span.end_time or 0
+        entry.name = span.name
+        status = span.status
+        if status.status_code is StatusCode.ERROR:
+            entry.status_error = True
+            if entry.error is None:
+                entry.error = _error_from_span(span)
+        if entry.probe is None:
+            attributes = span.attributes
+            if attributes:
+                entry.attributes = attributes
+            scope = span.instrumentation_scope
+            entry.scope = scope.name if scope is not None else None
+        root = entry.root
+        ready = False
+        with self._lock:
+            if root.state == EMITTED:
+                late = True
+            else:
+                late = False
+                if entry is root:
+                    root.ended_at = time.monotonic()
+                    root.service = _service_name(span)
+                    if root.pending == 0:
+                        ready = True
+                    else:
+                        root.state = WAITING
+                        self._waiting[root.span_id] = root
+                else:
+                    root.pending -= 1
+                    if root.pending == 0 and root.state == WAITING:
+                        del self._waiting[root.span_id]
+                        ready = True
+                if ready:
+                    root.state = QUEUED
+                    del self._roots[root.span_id]
+                    self._ready.append(root)
+        if late:
+            _stats.count_drop(_SKIP_LATE.reason)
+        elif ready:
+            self._ensure_worker()
+            if len(self._ready) >= 512:
+                self._wake.set()
+
+    # --- worker ---------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            return
+        with self._lock:
+            if self._stopped or (self._worker is not None and self._worker.is_alive()):
+                return
+            self._worker = threading.Thread(target=self._run, name="otel_usage.assembler", daemon=True)
+            self._worker.start()
+
+    def _run(self) -> None:
+        token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            while not self._stopped:
+                self._wake.wait(self._settings.schedule_delay_millis / 1000.0)
+                self._wake.clear()
+                self._drain(final=False)
+        finally:
+            context.detach(token)
+
+    def _collect(self, final: bool) -> list[Root]:
+        """Take what is ready to be emitted: finished roots, roots past their grace or age."""
+        now = time.monotonic()
+        settings = self._settings
+        with self._lock:
+            batch = list(self._ready)
+            self._ready.clear()
+            grace = settings.grace_millis / 1000.0
+            for key, root in list(self._waiting.items()):
+                if final or now - root.ended_at >= grace:
+                    del self._waiting[key]
+                    del self._roots[key]
+                    root.state = QUEUED
+                    batch.append(root)
+            if final or now - self._last_age_scan >= 1.0:
+                self._last_age_scan = now
+                max_age = settings.max_log_age_millis / 1000.0
+                for key, root in list(self._roots.items()):
+                    if root.state == OPEN and (final or now - root.created >= max_age):
+                        del self._roots[key]
+                        root.state = QUEUED
+                        batch.append(root)
+            if batch:
+                self._busy = True
+        return batch
+
+    def _drain(self, final: bool) -> int:
+        batch = self._collect(final)
+        try:
+            for root in batch:
+                unfinished = root.end_ns == 0
+                if unfinished:
+                    _stats.count_drop("shutdown_unfinished" if final else "log_age", detail="emitted as unfinished")
+                elif root.pending:
+                    _stats.count("logs_with_unfinished_children")
+                try:
+                    self._emit(root)
+                except Exception as exc:  # noqa: BLE001
+                    internal_error(exc, "usage log assembly")
+                finally:
+                    with self._lock:
+                        root.state = EMITTED
+                        root.entries = []
+        finally:
+            if batch:
+                with self._idle:
+                    self._busy = False
+                    self._idle.notify_all()
+        return len(batch)
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._live = {}
+        self._roots = {}
+        self._waiting = {}
+        self._ready = collections.deque()
+        self._worker = None
+        self._busy = False
+        self._pid = os.getpid()
+
+    # --- control --------------------------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Emit every finished log now; wait (up to the timeout) for children still running.
+
+        Returns:
+            True when nothing finished is left unemitted.
+        """
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        try:
+            while True:
+                self._drain(final=False)
+                with self._lock:
+                    waiting = bool(self._waiting)
+                    ready = bool(self._ready)
+                if not waiting and not ready:
+                    break
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+            with self._idle:
+                while self._busy:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._idle.wait(remaining)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.force_flush")
+            return False
+
+    def shutdown(self) -> None:
+        """Emit everything still buffered (unfinished units of work as ``"unfinished"``) and stop."""
+        if self._stopped:
+            return
+        try:
+            self.force_flush(5000)
+            self._stopped = True
+            self._wake.set()
+            worker = self._worker
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(5.0)
+            self._drain(final=True)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.shutdown")
+
+
+def _service_name(span: ReadableSpan) -> str | None:
+    resource = span.resource
+    if resource is None:
+        return None
+    name = resource.attributes.get("service.name")
+    return str(name) if name is not None else None
+
+
+def _error_from_span(span: ReadableSpan) -> dict[str, Any]:
+    for event in reversed(span.events):
+        if event.name == "exception" and event.attributes:
+            return {
+                "type": str(event.attributes.get("exception.type", "")),
+                "message": str(event.attributes.get("exception.message", "")),
+            }
+    return {"type": "", "message": span.status.description or ""}

@@ -1,0 +1,99 @@
+"""``LevelSampler``: the usage level rule as an OpenTelemetry sampler.
+
+Spans whose start attributes carry a level (``otel_usage.level``) below the threshold are dropped,
+and so is every span started while a filtered probe runs (its hidden subtree). Everything else is
+decided by the wrapped sampler (default ``ParentBased(ALWAYS_ON)``), with two guarantees:
+
+- the start attributes are always passed through (a sampler that forgets them erases the span's
+  attributes);
+- by default a span the wrapped sampler drops is still **recorded** (``RECORD_ONLY``): span
+  processors see it, trace exporters do not. Usage logs stay complete while trace export is
+  ratio-sampled, and an upstream ``traceparent`` with the sampled flag off does not silently
+  suppress usage logs. ``record_unsampled=False`` lets trace sampling thin usage logs too.
+
+Selectable as ``OTEL_TRACES_SAMPLER=usage_level`` with ``OTEL_TRACES_SAMPLER_ARG`` = threshold name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from otel_usage._levels import THRESHOLD, Level, parse_level
+from otel_usage._runtime import HIDDEN, LEVEL_ATTR
+
+__all__ = ["LevelSampler", "usage_level_sampler"]
+
+_LEVELS = {level.name: int(level) for level in Level}
+
+
+class LevelSampler(Sampler):
+    """Applies usage levels, then delegates.
+
+    Args:
+        delegate: the sampler deciding everything else; default ``ParentBased(ALWAYS_ON)``.
+        threshold: a fixed threshold; None (default) follows :func:`otel_usage.set_level`.
+        record_unsampled: keep recording (RECORD_ONLY) what the delegate drops.
+    """
+
+    def __init__(
+        self,
+        delegate: Sampler | None = None,
+        threshold: Level | int | str | None = None,
+        record_unsampled: bool = True,
+    ) -> None:
+        self._delegate = delegate if delegate is not None else ParentBased(ALWAYS_ON)
+        self._threshold = None if threshold is None else int(parse_level(threshold))
+        self._record_unsampled = record_unsampled
+
+    @property
+    def delegate(self) -> Sampler:
+        return self._delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent_state = get_current_span(parent_context).get_span_context().trace_state
+        if HIDDEN.get():
+            return SamplingResult(Decision.DROP, None, parent_state)
+        if attributes:
+            level = attributes.get(LEVEL_ATTR)
+            if level is not None:
+                threshold = THRESHOLD.value if self._threshold is None else self._threshold
+                if _LEVELS.get(str(level), 0) < threshold:
+                    return SamplingResult(Decision.DROP, None, parent_state)
+        result = self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if result.decision is Decision.DROP and self._record_unsampled:
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state or parent_state)
+        if attributes and not result.attributes:
+            return SamplingResult(result.decision, attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        fixed = "current" if self._threshold is None else Level(self._threshold).name
+        return f"LevelSampler{{threshold={fixed},delegate={self._delegate.get_description()}}}"
+
+
+def usage_level_sampler(argument: str | None) -> LevelSampler:
+    """Factory for ``OTEL_TRACES_SAMPLER=usage_level``: the argument is a threshold name (or unset)."""
+    if argument is None or not argument.strip():
+        return LevelSampler()
+    return LevelSampler(threshold=argument.strip())
