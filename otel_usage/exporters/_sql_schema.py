@@ -1,0 +1,360 @@
+"""Tables of the SQL exporter and the conversion between a usage log and its rows.
+
+Three tables, named with a configurable prefix (default ``usage_``):
+
+``<prefix>logs``
+    One row per usage log: ``id``, ``trace_id``, ``span_id``, ``parent_span_id``, ``service``, ``start``
+    (timezone-aware timestamp, UTC), ``duration`` (seconds), ``status``, ``schema_version``, ``info`` (the
+    info keys, JSON), ``data`` (the call records, JSON), ``extra`` (the other optional top-level keys such as
+    ``events``, ``logs``, ``timers``, ``error``, ``truncated``; JSON or NULL), plus one text column per
+    promoted info key. Unique on ``(trace_id, span_id)``, so a log delivered twice is stored once.
+``<prefix>calls``
+    One row per call record of ``data``: ``log_id``, ``position`` (index in ``data``), ``function``,
+    ``tracker``, ``depth``, ``level``, ``start`` (seconds from the log's start), ``duration``, ``exception``,
+    ``params`` (JSON). Indexed by function, so per-function statistics run inside the database.
+``<prefix>schema``
+    ``component`` / ``version`` / ``created``: the schema version, for future migrations.
+
+Promoted columns hold text: a string is stored as it is, any other value as compact JSON (``42``,
+``true``, ``{"a":1}``) and a missing key or ``None`` as NULL; filters convert their values the same way.
+JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import BigInteger, TypeEngine
+
+from otel_usage._schema import RESERVED_KEYS, SCHEMA_VERSION, UsageLog
+
+__all__ = [
+    "LOG_COLUMNS",
+    "PreparedLog",
+    "SqlTables",
+    "dumps",
+    "parse_columns",
+    "promoted_text",
+    "to_utc",
+    "validate_identifier",
+]
+
+#: Longest identifier accepted (PostgreSQL truncates longer ones silently).
+MAX_IDENTIFIER_LENGTH = 63
+
+#: Built-in columns of the logs table; promoted columns may not reuse these names.
+LOG_COLUMNS = (
+    "id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "start",
+    "duration",
+    "status",
+    "schema_version",
+    "info",
+    "data",
+    "extra",
+)
+
+#: Top-level keys of a usage log that have their own column (everything else reserved goes to ``extra``).
+_OWN_COLUMN_KEYS = ("data", "trace_id", "span_id", "parent_span_id", "service", "start", "duration", "status", "schema")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+#: The schema component name recorded in the schema table.
+COMPONENT = "otel_usage"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept: the serializer of the JSON columns."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_type() -> TypeEngine[Any]:
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def validate_identifier(name: object, what: str) -> str:
+    """``name`` if it is a plain SQL identifier (letters, digits, ``_``, not starting with a digit).
+
+    Raises:
+        ValueError: naming ``what`` and the offending value.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name) or len(name) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(
+            f"invalid {what} {name!r}: expected an SQL identifier of at most {MAX_IDENTIFIER_LENGTH} characters "
+            "(letters, digits and '_', not starting with a digit)"
+        )
+    return name
+
+
+def parse_columns(spec: str | Mapping[str, str] | Iterable[str] | None, source: str = "columns") -> dict[str, str]:
+    """Parse a promoted-column mapping into ``{info_key: column_name}``, validated.
+
+    ``spec`` is ``"user=user_name,tenant"``, a mapping ``{"user": "user_name"}`` or a sequence of such items.
+
+    Raises:
+        ValueError: a malformed item, an invalid or built-in column name, or a name used twice.
+    """
+    if spec is None:
+        return {}
+    items: list[tuple[str, str]] = []
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    else:
+        parts = spec.split(",") if isinstance(spec, str) else list(spec)
+        for part in parts:
+            if not isinstance(part, str):
+                raise ValueError(f"invalid {source} item {part!r}: expected 'key=column' or 'key'")
+            if not part.strip():
+                continue
+            key, sep, column = part.partition("=")
+            key, column = key.strip(), column.strip()
+            if not key or (sep and not column):
+                raise ValueError(f"invalid {source} item {part!r}: expected 'key=column' or 'key'")
+            items.append((key, column or key))
+    result: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    builtin = {c.lower() for c in LOG_COLUMNS}
+    for key, column in items:
+        if not key or key in RESERVED_KEYS:
+            raise ValueError(f"invalid {source}: {key!r} is not an info key (reserved or empty)")
+        validate_identifier(column, f"column name for info key {key!r} in {source}")
+        if column.lower() in builtin:
+            raise ValueError(f"invalid {source}: column {column!r} clashes with a built-in column of the logs table")
+        if column.lower() in seen or key in result:
+            raise ValueError(f"invalid {source}: {key!r} / {column!r} used twice")
+        seen[column.lower()] = key
+        result[key] = column
+    return result
+
+
+def promoted_text(value: Any) -> str | None:
+    """How a promoted info value is stored: a string as is, None as NULL, anything else as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime (a naive one is taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def _parse_start(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return to_utc(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        return to_utc(dt.datetime.fromisoformat(text))
+    raise ValueError(f"start {value!r} is not an ISO-8601 timestamp")
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _lookup(info: Mapping[str, Any], key: str) -> Any:
+    if key in info:
+        return info[key]
+    if "." not in key:
+        return None
+    node: Any = info
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclasses.dataclass
+class PreparedLog:
+    """A usage log turned into bound values: its logs-table row and its calls-table rows (without log id)."""
+
+    key: tuple[str, str]
+    row: dict[str, Any]
+    calls: list[dict[str, Any]]
+
+
+class SqlTables:
+    """The exporter's tables for one prefix and column mapping, and the row conversions."""
+
+    def __init__(self, prefix: str, columns: Mapping[str, str]) -> None:
+        if prefix:
+            validate_identifier(prefix, "table prefix")
+        self.prefix = prefix
+        self.columns = dict(columns)
+        self.metadata = MetaData()
+        logs_name, calls_name, schema_name = f"{prefix}logs", f"{prefix}calls", f"{prefix}schema"
+        names = [logs_name, calls_name, schema_name, f"uq_{logs_name}_trace_span", f"ix_{logs_name}_start"]
+        names += [f"ix_{logs_name}_service_start", f"ix_{calls_name}_function", f"ix_{calls_name}_tracker"]
+        names += [f"ix_{logs_name}_{column}" for column in self.columns.values()]
+        for name in names:
+            validate_identifier(name, "table or index name (prefix and column names too long?)")
+        self.schema = Table(
+            schema_name,
+            self.metadata,
+            Column("component", Text, primary_key=True),
+            Column("version", Integer, nullable=False),
+            Column("created", DateTime(timezone=True), nullable=False),
+        )
+        self.logs = Table(
+            logs_name,
+            self.metadata,
+            Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+            Column("trace_id", Text, nullable=False),
+            Column("span_id", Text, nullable=False),
+            Column("parent_span_id", Text),
+            Column("service", Text),
+            Column("start", DateTime(timezone=True), nullable=False),
+            Column("duration", Float),
+            Column("status", Text),
+            Column("schema_version", Integer),
+            Column("info", _json_type()),
+            Column("data", _json_type()),
+            Column("extra", _json_type()),
+            *(Column(column, Text) for column in self.columns.values()),
+            UniqueConstraint("trace_id", "span_id", name=f"uq_{logs_name}_trace_span"),
+        )
+        self.calls = Table(
+            calls_name,
+            self.metadata,
+            Column("log_id", ForeignKey(f"{logs_name}.id", ondelete="CASCADE"), nullable=False),
+            Column("position", Integer, nullable=False),
+            Column("function", Text),
+            Column("tracker", Text),
+            Column("depth", Integer),
+            Column("level", Text),
+            Column("start", Float),
+            Column("duration", Float),
+            Column("exception", Boolean),
+            Column("params", _json_type()),
+            PrimaryKeyConstraint("log_id", "position"),
+        )
+        self.indexes: list[Index] = [
+            Index(f"ix_{logs_name}_start", self.logs.c.start),
+            Index(f"ix_{logs_name}_service_start", self.logs.c.service, self.logs.c.start),
+            Index(f"ix_{calls_name}_function", self.calls.c.function),
+            Index(f"ix_{calls_name}_tracker", self.calls.c.tracker),
+        ]
+        self.column_indexes = {
+            column: Index(f"ix_{logs_name}_{column}", self.logs.c[column]) for column in self.columns.values()
+        }
+        self.indexes += self.column_indexes.values()
+        # filter name -> column: top-level fields, promoted info keys, promoted column names
+        self.filters: dict[str, Column[Any]] = {
+            name: self.logs.c[name] for name in ("service", "status", "trace_id", "span_id", "parent_span_id")
+        }
+        for column in self.columns.values():
+            self.filters.setdefault(column, self.logs.c[column])
+        for key, column in self.columns.items():
+            self.filters[key] = self.logs.c[column]
+
+    def prepare(self, log: Mapping[str, Any]) -> PreparedLog:
+        """The rows of one usage log.
+
+        Raises:
+            ValueError: the log lacks its ids or its start time cannot be read.
+        """
+        trace_id, span_id = log.get("trace_id"), log.get("span_id")
+        if not isinstance(trace_id, str) or not trace_id or not isinstance(span_id, str) or not span_id:
+            raise ValueError("usage log without trace_id/span_id")
+        info = {k: v for k, v in log.items() if k not in RESERVED_KEYS}
+        extra = {k: v for k, v in log.items() if k in RESERVED_KEYS and k not in _OWN_COLUMN_KEYS}
+        data = log.get("data")
+        schema = log.get("schema", SCHEMA_VERSION)
+        row: dict[str, Any] = {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_span_id": _text(log.get("parent_span_id")),
+            "service": _text(log.get("service")),
+            "start": _parse_start(log.get("start")),
+            "duration": _float(log.get("duration")),
+            "status": _text(log.get("status")),
+            "schema_version": _int(schema),
+            "info": info,
+            "data": data,
+            "extra": extra or None,
+        }
+        for key, column in self.columns.items():
+            row[column] = promoted_text(_lookup(info, key))
+        calls: list[dict[str, Any]] = []
+        if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+            for position, record in enumerate(data):
+                if not isinstance(record, Mapping):
+                    continue
+                exception = record.get("exception")
+                calls.append(
+                    {
+                        "position": position,
+                        "function": _text(record.get("function")),
+                        "tracker": _text(record.get("tracker")),
+                        "depth": _int(record.get("depth")),
+                        "level": _text(record.get("level")),
+                        "start": _float(record.get("start")),
+                        "duration": _float(record.get("duration")),
+                        "exception": None if exception is None else bool(exception),
+                        "params": record.get("params"),
+                    }
+                )
+        return PreparedLog((trace_id, span_id), row, calls)
+
+    def log_from_row(self, row: Mapping[Any, Any]) -> UsageLog:
+        """The usage log stored in a logs-table row; ``start`` is an aware UTC datetime."""
+        log: UsageLog = dict(row["info"] or {})
+        log["data"] = row["data"]
+        log.update(row["extra"] or {})
+        log["trace_id"] = row["trace_id"]
+        log["span_id"] = row["span_id"]
+        log["parent_span_id"] = row["parent_span_id"]
+        log["service"] = row["service"]
+        log["start"] = to_utc(row["start"])
+        log["duration"] = row["duration"]
+        log["status"] = row["status"]
+        log["schema"] = row["schema_version"]
+        return log

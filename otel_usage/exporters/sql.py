@@ -1,0 +1,515 @@
+"""Usage logs into a SQL database (SQLAlchemy 2 Core): SQLite by default, PostgreSQL for real.
+
+:class:`SqlUsageExporter` is an OpenTelemetry ``LogRecordExporter``: put it behind a log record processor
+(the project's ``UsageBatchProcessor``, or the SDK's batch processor) and it stores every usage log it
+receives, ignoring other log records. Built with no arguments (``OTEL_LOGS_EXPORTER=usage_sql``) it reads::
+
+    OTEL_USAGE_SQL_URL                  SQLAlchemy URL (default sqlite:///usage.db)
+    OTEL_USAGE_SQL_TABLE_PREFIX         table name prefix (default usage_)
+    OTEL_USAGE_SQL_COLUMNS              info keys promoted to columns, e.g. "user=user_name,tenant"
+    OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS  SQLite lock wait (default 10000)
+
+The schema (see :mod:`otel_usage.exporters._sql_schema`) is created on first use, safely when several
+processes start at once: ``CREATE ... IF NOT EXISTS`` inside one transaction that holds a PostgreSQL
+advisory lock, or SQLite's write lock (``BEGIN IMMEDIATE``), retried once if it still collides.
+
+Delivery contract: one batch is one transaction, all or nothing; :meth:`SqlUsageExporter.export` never
+raises and returns ``FAILURE`` on a transient failure (database unreachable, locked, schema missing), so the
+caller can retry. Re-delivery is idempotent: a log whose ``(trace_id, span_id)`` is already stored is
+ignored (``ON CONFLICT DO NOTHING``). A log the database itself rejects (a value out of range, a NUL
+character on PostgreSQL) does not block the others: the batch is rolled back and retried one log per
+transaction, and each rejected log is dropped and counted as ``sql_rejected_log``; a log that is not
+even well formed (no ids, unreadable ``start``) is counted as ``sql_invalid_log``.
+
+Example::
+
+    exporter = SqlUsageExporter("postgresql://app@db/usage", columns="user=user_name,tenant")
+    exporter.get_usage(start=datetime(2026, 11, 1), user="alice", limit=50)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.expression import ColumnElement
+
+from otel_usage import _stats
+from otel_usage import environment_variables as ev
+from otel_usage._config import env_int, env_str
+from otel_usage._errors import internal_error
+from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
+from otel_usage.exporters._sql_schema import (
+    COMPONENT,
+    PreparedLog,
+    SqlTables,
+    dumps,
+    parse_columns,
+    promoted_text,
+    to_utc,
+    validate_identifier,
+)
+
+__all__ = ["SqlUsageExporter"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///usage.db"
+DEFAULT_TABLE_PREFIX = "usage_"
+DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
+#: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
+PG_CONNECT_TIMEOUT_SECONDS = 10
+_POSTGRES_HINT = "pip install 'otel-usage[postgres]'"
+_WARNING_INTERVAL_SECONDS = 60.0
+_BEGIN_IMMEDIATE = "otel_usage_begin_immediate"
+
+#: Errors that come from one log's values: isolate the log instead of failing the batch.
+_DATA_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    UnicodeError,
+)
+
+_live: weakref.WeakSet[SqlUsageExporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_live):
+        exporter._forget_engine()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _normalize_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"SqlUsageExporter supports SQLite and PostgreSQL URLs, not {backend!r}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError as exc:
+        hint = f"; install it with: {_POSTGRES_HINT}" if backend == "postgresql" else ""
+        raise ImportError(f"the database driver for {parsed.drivername!r} is not installed{hint}") from exc
+    return parsed
+
+
+def _is_int_at_least(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` is about the values of a row (retrying the same row cannot help)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) and not exc.connection_invalidated
+    if isinstance(exc, sa_exc.StatementError):  # a bind value the driver could not convert
+        return exc.orig is None or isinstance(exc.orig, _DATA_ERRORS)
+    return isinstance(exc, _DATA_ERRORS)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """True for a failure of the database rather than of the data: unreachable, locked, schema missing."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return not _is_data_error(exc)
+    return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, sa_exc.ResourceClosedError, OSError))
+
+
+class SqlUsageExporter(LogRecordExporter):
+    """Stores usage logs in a SQL database and reads them back.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://user@host/db``); default
+            :envvar:`OTEL_USAGE_SQL_URL`, else ``sqlite:///usage.db``. ``postgresql://`` uses psycopg 3.
+        columns: info keys promoted to text columns, as ``"user=user_name,tenant"``, a mapping
+            ``{"user": "user_name"}`` or a list of items; default :envvar:`OTEL_USAGE_SQL_COLUMNS`.
+        table_prefix: prefix of the table names; default :envvar:`OTEL_USAGE_SQL_TABLE_PREFIX`, else ``usage_``.
+        busy_timeout_millis: SQLite lock wait; default :envvar:`OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS`.
+        engine_options: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+
+    Raises:
+        ValueError: an invalid URL, table prefix or column name (from an argument or the environment).
+        ImportError: the database driver is missing (with the ``pip install`` hint).
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        columns: str | Mapping[str, str] | Iterable[str] | None = None,
+        table_prefix: str | None = None,
+        busy_timeout_millis: int | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._url = _normalize_url(url if url is not None else env_str(ev.OTEL_USAGE_SQL_URL, DEFAULT_URL))
+        if columns is None:
+            columns_spec = env_str(ev.OTEL_USAGE_SQL_COLUMNS, "")
+            mapping = parse_columns(columns_spec, ev.OTEL_USAGE_SQL_COLUMNS)
+        else:
+            mapping = parse_columns(columns)
+        if table_prefix is None:
+            prefix = os.environ.get(ev.OTEL_USAGE_SQL_TABLE_PREFIX, DEFAULT_TABLE_PREFIX).strip()
+            if prefix:
+                validate_identifier(prefix, f"table prefix ({ev.OTEL_USAGE_SQL_TABLE_PREFIX})")
+        else:
+            prefix = table_prefix
+        if busy_timeout_millis is None:
+            busy_timeout_millis = env_int(ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS, DEFAULT_BUSY_TIMEOUT_MILLIS, 0)
+        elif not _is_int_at_least(busy_timeout_millis, 0):
+            raise ValueError(f"busy_timeout_millis must be an integer >= 0, got {busy_timeout_millis!r}")
+        self._tables = SqlTables(prefix, mapping)
+        self._busy_timeout_millis = busy_timeout_millis
+        self._engine_options = dict(engine_options or {})
+        self._backend = self._url.get_backend_name()
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None
+        self._pid = os.getpid()
+        self._schema_ready = False
+        self._shutdown = False
+        self._last_warning = 0.0
+        self._insert_logs = self._build_insert_logs()
+        _live.add(self)
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The promoted info keys: ``{info_key: column_name}``."""
+        return dict(self._tables.columns)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Store the usage logs of ``batch`` in one transaction; other records are ignored. Never raises.
+
+        Returns:
+            SUCCESS when every usage log is stored (or was already, or was rejected and counted);
+            FAILURE when the database failed (nothing of the batch is half-written: retry it).
+        """
+        if self._shutdown:
+            logger.warning("SqlUsageExporter.export called after shutdown; %d record(s) not stored", len(batch))
+            return LogRecordExportResult.FAILURE
+        try:
+            logs = [log for log in (usage_log_of(record) for record in batch) if log is not None]
+            if not logs:
+                return LogRecordExportResult.SUCCESS
+            with suppress_instrumentation():
+                return self._export_logs(logs)
+        except Exception as exc:  # noqa: BLE001 - an exporter reports failure, it never raises (logged there)
+            internal_error(exc, "SqlUsageExporter.export")
+            return LogRecordExportResult.FAILURE
+
+    def get_usage(
+        self,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        limit: int = 500,
+        page: int = 1,
+        **filters: Any,
+    ) -> list[UsageLog]:
+        """Stored usage logs, newest first.
+
+        Each log is the original dict, except that its ``start`` is an aware UTC ``datetime`` (stored logs
+        carry an ISO-8601 string).
+
+        Args:
+            start: only logs that started at or after this time (a naive datetime is UTC).
+            end: only logs that started before this time.
+            limit: logs per page (>= 1).
+            page: which page, from 1.
+            **filters: equality on ``service``, ``status``, ``trace_id``, ``span_id``, ``parent_span_id`` or a
+                promoted info key (by key or by column name); ``None`` matches a missing value and a list,
+                tuple or set matches any of its items.
+
+        Raises:
+            ValueError: an unknown filter, or a bad ``limit``/``page``.
+        """
+        for name, value in (("limit", limit), ("page", page)):
+            if not _is_int_at_least(value, 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        logs = self._tables.logs
+        conditions: list[ColumnElement[bool]] = []
+        if start is not None:
+            conditions.append(logs.c.start >= to_utc(start))
+        if end is not None:
+            conditions.append(logs.c.start < to_utc(end))
+        promoted = set(self._tables.columns.values())
+        for name, value in filters.items():
+            column = self._tables.filters.get(name)
+            if column is None:
+                known = ", ".join(sorted(self._tables.filters))
+                raise ValueError(f"unknown filter {name!r}; known filters: {known}")
+            convert = promoted_text if column.name in promoted else (lambda v: v)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                conditions.append(column.in_([convert(v) for v in value]))
+            elif value is None:
+                conditions.append(column.is_(None))
+            else:
+                conditions.append(column == convert(value))
+        query = (
+            select(logs)
+            .where(*conditions)
+            .order_by(logs.c.start.desc(), logs.c.id.desc())
+            .limit(limit)
+            .offset((page - 1) * limit)
+        )
+        with suppress_instrumentation():
+            self._ensure_schema()
+            with self._connect(write=False) as conn:
+                rows = conn.execute(query).mappings().all()
+        return [self._tables.log_from_row(row) for row in rows]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here: every export is committed before it returns."""
+        return True
+
+    def shutdown(self) -> None:
+        """Refuse further exports and dispose of the engine (its connections are closed)."""
+        self._shutdown = True
+        with self._lock:
+            engine, self._engine = self._engine, None
+            self._schema_ready = False
+        if engine is not None:
+            engine.dispose()
+
+    # --- writing --------------------------------------------------------------------------------------
+
+    def _export_logs(self, logs: Sequence[Mapping[str, Any]]) -> LogRecordExportResult:
+        prepared: dict[tuple[str, str], PreparedLog] = {}
+        for log in logs:
+            try:
+                item = self._tables.prepare(log)
+            except (ValueError, TypeError, OverflowError) as exc:
+                _stats.count_drop("sql_invalid_log", 1, str(exc))
+                continue
+            prepared.setdefault(item.key, item)
+        if not prepared:
+            return LogRecordExportResult.SUCCESS
+        items = list(prepared.values())
+        try:
+            self._ensure_schema()
+            self._write(items)
+            return LogRecordExportResult.SUCCESS
+        except Exception as exc:
+            if _is_data_error(exc):
+                return self._write_one_by_one(items)
+            if _is_transient(exc):
+                self._transient_failure(exc, len(items))
+                return LogRecordExportResult.FAILURE
+            raise
+
+    def _write_one_by_one(self, items: list[PreparedLog]) -> LogRecordExportResult:
+        """After a data error: one transaction per log, so that only the rejected ones are lost (counted)."""
+        for item in items:
+            try:
+                self._write([item])
+            except Exception as exc:
+                if _is_data_error(exc):
+                    _stats.count_drop("sql_rejected_log", 1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    continue
+                if _is_transient(exc):
+                    self._transient_failure(exc, len(items))
+                    return LogRecordExportResult.FAILURE
+                raise
+        return LogRecordExportResult.SUCCESS
+
+    def _write(self, items: list[PreparedLog]) -> None:
+        """Insert logs and their call records in one transaction; logs already stored are skipped."""
+        tables = self._tables
+        with self._connect(write=True) as conn, conn.begin():
+            result = conn.execute(self._insert_logs, [item.row for item in items])
+            ids = {(row[1], row[2]): row[0] for row in result}
+            calls = [
+                {**call, "log_id": log_id}
+                for item in items
+                if (log_id := ids.get(item.key)) is not None
+                for call in item.calls
+            ]
+            if calls:
+                conn.execute(tables.calls.insert(), calls)
+        _stats.count("sql_logs_stored", len(ids))
+        if len(ids) < len(items):
+            _stats.count("sql_logs_duplicate", len(items) - len(ids))
+
+    def _build_insert_logs(self) -> Any:
+        logs = self._tables.logs
+        insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
+        return (
+            insert(logs)
+            .on_conflict_do_nothing(index_elements=[logs.c.trace_id, logs.c.span_id])
+            .returning(logs.c.id, logs.c.trace_id, logs.c.span_id)
+        )
+
+    def _transient_failure(self, exc: BaseException, n: int) -> None:
+        with self._lock:
+            self._schema_ready = False  # a dropped table or a new database: check the schema again
+        _stats.count("sql_export_failures")
+        now = time.monotonic()
+        if now - self._last_warning >= _WARNING_INTERVAL_SECONDS:
+            self._last_warning = now
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            logger.warning("SqlUsageExporter could not store %d usage log(s) in %s: %s", n, self.url, first_line)
+
+    # --- engine and schema ----------------------------------------------------------------------------
+
+    def _forget_engine(self) -> None:
+        """In a forked child: drop the parent's pooled connections without closing them under its feet."""
+        with contextlib.suppress(Exception):
+            engine = self._engine
+            if engine is not None:
+                engine.dispose(close=False)
+        self._pid = os.getpid()
+
+    def _get_engine(self) -> Engine:
+        engine = self._engine
+        if engine is not None and self._pid == os.getpid():
+            return engine
+        with self._lock:
+            if self._engine is not None and self._pid != os.getpid():  # forked without the at-fork hook
+                self._forget_engine()
+            if self._engine is None:
+                self._engine = self._create_engine()
+            return self._engine
+
+    def _create_engine(self) -> Engine:
+        options: dict[str, Any] = {"json_serializer": dumps}
+        connect_args: dict[str, Any] = {}
+        if self._backend == "sqlite":
+            memory = self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
+            connect_args["timeout"] = self._busy_timeout_millis / 1000.0
+            if memory:
+                options["poolclass"] = StaticPool
+                connect_args["check_same_thread"] = False
+        else:
+            options["pool_pre_ping"] = True
+            if "connect_timeout" not in self._url.query:
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+        options.update(self._engine_options)
+        options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
+        engine = create_engine(self._url, **options)
+        if self._backend == "sqlite":
+            _configure_sqlite(engine, self._busy_timeout_millis)
+        return engine
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool) -> Iterator[Connection]:
+        with self._get_engine().connect() as conn:
+            if write and self._backend == "sqlite":
+                conn.execution_options(**{_BEGIN_IMMEDIATE: True})
+            yield conn
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._lock:
+            if self._schema_ready:
+                return
+            try:
+                self._create_schema()
+            except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.IntegrityError):
+                # another process won a race we could not serialize: everything exists now, check again
+                time.sleep(0.05)
+                self._create_schema()
+            self._schema_ready = True
+
+    def _create_schema(self) -> None:
+        tables = self._tables
+        with self._connect(write=True) as conn, conn.begin():
+            if self._backend == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key()})
+            for table in (tables.schema, tables.logs, tables.calls):
+                conn.execute(CreateTable(table, if_not_exists=True))
+            existing = self._existing_columns(conn)
+            for column in tables.columns.values():
+                if column.lower() not in existing:
+                    col = tables.logs.c[column]
+                    type_sql = col.type.compile(dialect=conn.dialect)
+                    preparer = conn.dialect.identifier_preparer
+                    conn.execute(
+                        text(
+                            f"ALTER TABLE {preparer.format_table(tables.logs)} "
+                            f"ADD COLUMN {preparer.format_column(col)} {type_sql}"
+                        )
+                    )
+                    logger.info("SqlUsageExporter added column %s to %s", column, tables.logs.name)
+            for index in tables.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+            insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
+            conn.execute(
+                insert(tables.schema).on_conflict_do_nothing(index_elements=[tables.schema.c.component]),
+                {"component": COMPONENT, "version": SCHEMA_VERSION, "created": dt.datetime.now(dt.timezone.utc)},
+            )
+            version = conn.execute(
+                select(tables.schema.c.version).where(tables.schema.c.component == COMPONENT)
+            ).scalar_one()
+        if version > SCHEMA_VERSION:
+            logger.warning(
+                "The usage tables in %s have schema version %s, newer than this otel_usage's %s",
+                self.url,
+                version,
+                SCHEMA_VERSION,
+            )
+
+    def _existing_columns(self, conn: Connection) -> set[str]:
+        name = self._tables.logs.name
+        if self._backend == "postgresql":
+            rows = conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = :name"
+                ),
+                {"name": name},
+            )
+            return {str(row[0]).lower() for row in rows}
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        return {str(row[1]).lower() for row in conn.exec_driver_sql(f"PRAGMA table_info({quoted})")}
+
+    def _lock_key(self) -> int:
+        digest = hashlib.sha256(f"otel_usage.schema:{self._tables.prefix}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_millis: int) -> None:
+    """WAL mode, a busy timeout, foreign keys, and SQLAlchemy (not sqlite3) in charge of BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
