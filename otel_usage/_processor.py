@@ -47,6 +47,7 @@ __all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor"]
 logger = logging.getLogger(__name__)
 
 OPEN, WAITING, QUEUED, EMITTED = 0, 1, 2, 3
+_ERROR = StatusCode.ERROR
 
 
 class _Skip:
@@ -90,26 +91,44 @@ class Entry:
         "start_ns",
         "status_error",
     )
+    span_id: int
+    parent: Entry | None
+    root: Root
+    depth: int
+    name: str
+    start_ns: int
+    end_ns: int
+    probe: Any
+    params: dict[str, Any] | None
+    data: dict[str, Any] | None
+    info: dict[str, Any] | None
+    attributes: Any
+    scope: str | None
+    error: dict[str, Any] | None
+    status_error: bool
+    class_name: str | None
+    ret: Any
+    owner: UsageSpanProcessor | None
 
     def __init__(self, span_id: int, parent: Entry | None, root: Root | None, depth: int, name: str) -> None:
         self.span_id = span_id
         self.parent = parent
-        self.root: Root = root if root is not None else self  # type: ignore[assignment]
+        self.root = root if root is not None else self  # type: ignore[assignment]
         self.depth = depth
         self.name = name
         self.start_ns = 0
         self.end_ns = 0
-        self.probe: Any = None
-        self.params: dict[str, Any] | None = None
-        self.data: dict[str, Any] | None = None
-        self.info: dict[str, Any] | None = None
-        self.attributes: Any = None
-        self.scope: str | None = None
-        self.error: dict[str, Any] | None = None
+        self.probe = None
+        self.params = None
+        self.data = None
+        self.info = None
+        self.attributes = None
+        self.scope = None
+        self.error = None
         self.status_error = False
-        self.class_name: str | None = None
-        self.ret: Any = None
-        self.owner: UsageSpanProcessor | None = None
+        self.class_name = None
+        self.ret = None
+        self.owner = None
 
 
 class Root(Entry):
@@ -128,17 +147,45 @@ class Root(Entry):
         "trace_id",
         "truncated",
     )
+    entries: list[Entry]
+    pending: int
+    state: int
+    trace_id: int
+    parent_span_id: int | None
+    inbound_info: dict[str, Any] | None
+    ctx_info: dict[str, Any] | None
+    service: str | None
+    truncated: int
+    created: float
+    ended_at: float
 
-    def __init__(self, span_id: int, name: str) -> None:
-        super().__init__(span_id, None, None, 0, name)
-        self.entries: list[Entry] = [self]
+    def __init__(self, span_id: int, name: str) -> None:  # flat, not super(): this runs per unit of work
+        self.span_id = span_id
+        self.parent = None
+        self.root = self
+        self.depth = 0
+        self.name = name
+        self.start_ns = 0
+        self.end_ns = 0
+        self.probe = None
+        self.params = None
+        self.data = None
+        self.info = None
+        self.attributes = None
+        self.scope = None
+        self.error = None
+        self.status_error = False
+        self.class_name = None
+        self.ret = None
+        self.owner = None
+        self.entries = [self]
         self.pending = 0
         self.state = OPEN
         self.trace_id = 0
-        self.parent_span_id: int | None = None
-        self.inbound_info: dict[str, Any] | None = None
-        self.ctx_info: dict[str, Any] | None = None
-        self.service: str | None = None
+        self.parent_span_id = None
+        self.inbound_info = None
+        self.ctx_info = None
+        self.service = None
         self.truncated = 0
         self.created = time.monotonic()
         self.ended_at = 0.0
@@ -170,6 +217,8 @@ class UsageSpanProcessor(SpanProcessor):
         self._pid = os.getpid()
         self._stopped = False
         self._last_age_scan = time.monotonic()
+        self._resource: object = None
+        self._service: str | None = None
         _stats.register_gauge("", self, UsageSpanProcessor._gauges)
         ref = weakref.ref(self)
 
@@ -254,7 +303,7 @@ class UsageSpanProcessor(SpanProcessor):
         parent_sc = parent_span.get_span_context()
         if parent_sc.is_valid:
             root.parent_span_id = parent_sc.span_id
-        ctx_info = context.get_value(INFO_KEY, parent_context)
+        ctx_info = (parent_context if parent_context is not None else context.get_current()).get(INFO_KEY)
         if ctx_info:
             root.ctx_info = ctx_info  # type: ignore[assignment]
         allow = self._settings.baggage_allow
@@ -292,7 +341,7 @@ class UsageSpanProcessor(SpanProcessor):
         entry.end_ns = span.end_time or 0
         entry.name = span.name
         status = span.status
-        if status.status_code is StatusCode.ERROR:
+        if status.status_code is _ERROR:
             entry.status_error = True
             if entry.error is None:
                 entry.error = _error_from_span(span)
@@ -311,7 +360,11 @@ class UsageSpanProcessor(SpanProcessor):
                 late = False
                 if entry is root:
                     root.ended_at = time.monotonic()
-                    root.service = _service_name(span)
+                    resource = span.resource
+                    if resource is not self._resource:
+                        self._resource = resource
+                        self._service = _service_name(span)
+                    root.service = self._service
                     if root.pending == 0:
                         ready = True
                     else:

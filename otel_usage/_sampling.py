@@ -71,18 +71,19 @@ class LevelSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        parent_state = get_current_span(parent_context).get_span_context().trace_state
         if HIDDEN.get():
-            return SamplingResult(Decision.DROP, None, parent_state)
+            return SamplingResult(Decision.DROP, None, _parent_state(parent_context))
         if attributes:
             level = attributes.get(LEVEL_ATTR)
             if level is not None:
                 threshold = THRESHOLD.value if self._threshold is None else self._threshold
                 if _LEVELS.get(str(level), 0) < threshold:
-                    return SamplingResult(Decision.DROP, None, parent_state)
+                    return SamplingResult(Decision.DROP, None, _parent_state(parent_context))
         result = self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP and self._record_unsampled:
-            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state or parent_state)
+            return SamplingResult(
+                Decision.RECORD_ONLY, attributes, result.trace_state or _parent_state(parent_context)
+            )
         if attributes and not result.attributes:
             return SamplingResult(result.decision, attributes, result.trace_state)
         return result
@@ -90,6 +91,10 @@ class LevelSampler(Sampler):
     def get_description(self) -> str:
         fixed = "current" if self._threshold is None else Level(self._threshold).name
         return f"LevelSampler{{threshold={fixed},delegate={self._delegate.get_description()}}}"
+
+
+def _parent_state(parent_context: Context | None) -> TraceState | None:
+    return get_current_span(parent_context).get_span_context().trace_state
 
 
 def usage_level_sampler(argument: str | None) -> LevelSampler:
