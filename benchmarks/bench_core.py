@@ -30,18 +30,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import wrapt  # noqa: E402
-from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
+import wrapt
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-import otel_usage  # noqa: E402
-from otel_usage import DEBUG, DEFAULT, traced_usage  # noqa: E402
-from otel_usage._config import CoreSettings  # noqa: E402
-from otel_usage._pipeline import UsagePipeline, apply_settings, log_processor_for  # noqa: E402
-from otel_usage._runtime import RUNTIME  # noqa: E402
-from otel_usage._sampling import LevelSampler  # noqa: E402
+import otel_usage
+from otel_usage import DEBUG, DEFAULT, traced_usage
+from otel_usage._config import CoreSettings
+from otel_usage._pipeline import UsagePipeline, apply_settings, log_processor_for
+from otel_usage._runtime import RUNTIME
+from otel_usage._sampling import LevelSampler
 
 
 class DiscardSpans(SpanExporter):
