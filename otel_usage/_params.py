@@ -1,0 +1,763 @@
+"""Capturing a tracked function's parameters, and turning any value into JSON-native data.
+
+A probe builds one :class:`ParamCapture` per decorated function, at decoration time (the signature is
+read once, never per call), and calls :meth:`ParamCapture.capture` on every call. Values whose type is
+exactly ``str``/``int``/``float``/``bool``/``None`` are kept as they are (strings cut to the length
+limit); anything else goes through :func:`serialize`, which never raises, never consumes iterators or
+generators, never mutates its input, and always returns something ``json.dumps(x, allow_nan=False)``
+accepts. :func:`configure` installs the limits and the redaction list with :func:`set_policy` (from
+``OTEL_USAGE_PARAM_MAX_*``, ``OTEL_USAGE_REDACT`` and ``OTEL_USAGE_REDACT_DEFAULTS``); this module reads
+no environment variable itself.
+
+How a value is represented (the first matching rule wins):
+
+1. the JSON-native types ``str``, ``int``, ``float``, ``bool``, ``None``, ``dict``, ``list``, ``tuple``
+   (exact types) are handled directly and are never looked up in the registry;
+2. a function registered with :func:`register_representation` for the value's class or its nearest
+   base class (MRO order);
+3. the value's ``__usage__()`` method, then ``__track__()`` (the hook of python_tracker);
+4. ``model_dump()`` (pydantic v2 style), then ``dict()`` when the class has ``__fields__`` (v1 style);
+   the result of rules 2-4 is represented in turn (a hook returning its own object falls through to
+   rule 5; a hook that raises falls back to ``repr``);
+5. built-in rules: ``Enum`` → its value; subclasses of ``int``/``float``/``str`` → the plain value;
+   ``datetime``/``date``/``time`` → ISO-8601 (an aware datetime keeps its offset, a naive one stays
+   naive); ``timedelta`` → seconds as a float; ``UUID``, ``Decimal`` (keeps its precision), paths →
+   ``str``; ``bytes``/``bytearray``/``memoryview`` → base64 text (standard alphabet); exceptions →
+   ``{"type": class name, "message": str(exc)}``; dataclass instances → dict of their fields (fields
+   declared with ``repr=False`` are left out); namedtuples → dict of their fields; ``dict`` and other
+   mappings → dict with str keys; ``list``/``tuple``/``deque`` → list; ``set``/``frozenset`` → list,
+   sorted when the kept items are comparable; other ``numbers.Integral``/``numbers.Real`` (numpy
+   scalars) → int/float;
+6. anything else, generators and iterators included → ``repr(obj)``.
+
+Floats NaN, inf and -inf become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; ints of more
+than 1024 bits become ``"<int of N bits>"``. Dict keys that are not strings become ``"true"``,
+``"false"``, ``"null"`` (as JSON writes them), ``str(number)``, else ``str(key)``, else ``repr(key)``;
+a key that collides with one already kept gets a ``#2``, ``#3``... suffix. Dict keys are checked by
+the redactor at every level: the value of a sensitive key is ``"[REDACTED]"``.
+
+Markers (JSON strings; ``…`` is U+2026) say where something was cut or replaced:
+
+=============================== =================================================================
+``"abc…[+N chars]"``            a string cut at ``max_length`` (or at what remains of ``max_size``)
+``"QUJD…[+N bytes]"``           bytes cut before base64 encoding
+``[..., "…[+N items]"]``        a list or set cut at ``max_items`` or at the ``max_size`` budget
+``{..., "…": "+N items"}``      a dict cut the same way
+``"…[depth]"``                  a container nested deeper than ``max_depth`` (or a chain of more
+                                than 8 representation hooks each returning a new object)
+``"…[cycle]"``                  a container or object that contains itself
+``"<unrepresentable Foo>"``     an object of class ``Foo`` whose rule and ``repr`` both raised
+``"<int of N bits>"``           an int too large to write as a JSON number
+``"[REDACTED]"``                the value of a sensitive parameter name or dict key
+=============================== =================================================================
+
+Any other rule that raises falls back to ``repr(obj)``, cut like any string. The ``max_size`` budget is
+rough: the budget is checked before each item, so a value may go over by about one item per nesting
+level.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import datetime
+import decimal
+import enum
+import inspect
+import itertools
+import logging
+import numbers
+import operator
+import pathlib
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from otel_usage._errors import internal_error
+
+__all__ = [
+    "REDACTED",
+    "ParamCapture",
+    "Redactor",
+    "SerializeLimits",
+    "get_policy",
+    "register_representation",
+    "serialize",
+    "serialize_named",
+    "set_policy",
+]
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[REDACTED]"
+CYCLE = "…[cycle]"
+TOO_DEEP = "…[depth]"
+CUT_KEY = "…"
+
+#: Built-in name fragments of :class:`Redactor` (normalized: lower case, separators removed).
+DEFAULT_FRAGMENTS: tuple[str, ...] = (
+    "password", "passwd", "passphrase", "pwd", "secret", "token", "auth", "authorization", "bearer",
+    "jwt", "cookie", "session", "credential", "api_key", "apikey", "private_key", "access_key",
+    "credit_card", "card_number", "cvv", "cvc", "ssn", "otp", "csrf", "xsrf",
+)  # fmt: skip
+
+_WORD_END_BELOW = 6  # fragments shorter than this only match at the end of a word
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
+_CACHE_MAX = 4096
+_MAX_HOPS = 8
+_BIG_INT = 1 << 1024
+_NATIVE = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+_MISSING: Any = object()  # a parameter without a default
+_VAR_POSITIONAL: Any = object()  # the *args parameter, whatever positional arguments follow the named ones
+_NO_INDEX = 1 << 62  # the position of a parameter that cannot be passed by position
+
+Hook = Callable[[Any], Any]
+Rule = Callable[["_Walker", Any, int], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SerializeLimits:
+    """Bounds on one serialized value.
+
+    Attributes:
+        max_depth: deepest container nesting kept (the top-level container is level 1).
+        max_length: longest string kept, in characters.
+        max_items: most items kept of one list, dict or set.
+        max_size: rough budget, in characters of JSON, for one top-level value (each parameter, each
+            data value); checked before each item.
+    """
+
+    max_depth: int = 6
+    max_length: int = 1024
+    max_items: int = 100
+    max_size: int = 8192
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SerializeLimits.{field.name} must be an integer >= 1, got {value!r}")
+
+
+def _words(name: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(name)]
+
+
+class Redactor:
+    """Decides which parameter names and dict keys hold secrets.
+
+    A name is split into words (on ``-``, ``_``, spaces and other punctuation, and on camelCase), and
+    matched case-insensitively against name fragments with the separators removed. A fragment of 6
+    characters or more matches anywhere (``password`` in ``db_password``, ``userpassword``,
+    ``passwords``); a shorter one must end a word, so ``auth`` matches ``auth``, ``oauth``,
+    ``basic_auth`` and ``authToken`` but not ``author`` or ``authority``, and ``token`` matches
+    ``access_token`` and ``csrftoken`` but not ``max_tokens`` or ``tokenizer``.
+
+    The built-in fragments (:data:`DEFAULT_FRAGMENTS`): password, passwd, passphrase, pwd, secret, token,
+    auth, authorization, bearer, jwt, cookie, session, credential, api_key, apikey, private_key,
+    access_key, credit_card, card_number, cvv, cvc, ssn, otp, csrf, xsrf.
+    """
+
+    __slots__ = ("_anywhere", "_cache", "_word_end", "fragments")
+
+    def __init__(self, extra: Iterable[str] = (), defaults: bool = True) -> None:
+        """Build a redactor.
+
+        Args:
+            extra: more name fragments (a single string counts as one fragment).
+            defaults: include the built-in fragments.
+
+        Raises:
+            ValueError: a fragment is not a string.
+        """
+        extra = (extra,) if isinstance(extra, str) else tuple(extra)
+        fragments: list[str] = []
+        for item in (*(DEFAULT_FRAGMENTS if defaults else ()), *extra):
+            if not isinstance(item, str):
+                raise ValueError(f"redaction fragments must be strings, got {item!r}")
+            normalized = "".join(_words(item))
+            if normalized and normalized not in fragments:
+                fragments.append(normalized)
+        #: The fragments in use, normalized.
+        self.fragments: tuple[str, ...] = tuple(fragments)
+        self._anywhere = tuple(f for f in fragments if len(f) >= _WORD_END_BELOW)
+        self._word_end = tuple(f for f in fragments if len(f) < _WORD_END_BELOW)
+        self._cache: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"Redactor(fragments={self.fragments!r})"
+
+    def is_sensitive(self, name: str) -> bool:
+        """Whether values named ``name`` must be redacted (answers are cached, the cache is bounded)."""
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        result = self._match(name)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[name] = result
+        return result
+
+    def _match(self, name: str) -> bool:
+        words = _words(name)
+        normalized = "".join(words)
+        if any(fragment in normalized for fragment in self._anywhere):
+            return True
+        if self._word_end and normalized:
+            ends = set(itertools.accumulate(len(word) for word in words))
+            for fragment in self._word_end:
+                start = normalized.find(fragment)
+                while start >= 0:
+                    if start + len(fragment) in ends:
+                        return True
+                    start = normalized.find(fragment, start + 1)
+        return False
+
+
+_policy: tuple[SerializeLimits, Redactor] = (SerializeLimits(), Redactor())
+
+
+def set_policy(limits: SerializeLimits, redactor: Redactor) -> None:
+    """Install the process-wide limits and redactor (done by ``configure()``); applies to the next value.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+    """
+    global _policy
+    if not isinstance(limits, SerializeLimits) or not isinstance(redactor, Redactor):
+        raise TypeError("set_policy() takes a SerializeLimits and a Redactor")
+    _policy = (limits, redactor)
+
+
+def get_policy() -> tuple[SerializeLimits, Redactor]:
+    """The process-wide limits and redactor."""
+    return _policy
+
+
+# --- representation rules ----------------------------------------------------------------------------
+
+_registry: dict[type, Hook] = {}
+_hooks: dict[type, Hook | None] = {}
+_rules: dict[type, Rule] = {}
+
+
+def register_representation(type_: type, func: Callable[[Any], Any]) -> None:
+    """Represent instances of ``type_`` and its subclasses by ``func(obj)``, itself serialized in turn.
+
+    The registry wins over ``__usage__``/``__track__`` and the built-in rules; a subclass uses the
+    function of its nearest registered class (MRO order). The JSON-native types are never looked up.
+
+    Raises:
+        TypeError: ``type_`` is not a class or ``func`` is not callable.
+    """
+    if not isinstance(type_, type) or not callable(func):
+        raise TypeError("register_representation() takes a class and a callable")
+    _registry[type_] = func
+    _hooks.clear()
+    _rules.clear()
+
+
+def _type_name(t: type) -> str:
+    try:
+        name = t.__name__
+    except Exception:
+        logger.debug("a class without a readable __name__", exc_info=True)
+        return "object"
+    return name if isinstance(name, str) else "object"
+
+
+def _hook_for(t: type) -> Hook | None:
+    """The representation hook of class ``t`` (rules 2-4 of the module docstring), cached per class."""
+    try:
+        return _hooks[t]
+    except KeyError:
+        hook: Hook | None = None
+        try:
+            hook = _find_hook(t)
+        except Exception:
+            logger.debug("looking up the representation of %r failed", t, exc_info=True)
+        if len(_hooks) >= _CACHE_MAX:
+            _hooks.clear()
+        _hooks[t] = hook
+        return hook
+
+
+def _find_hook(t: type) -> Hook | None:
+    for klass in t.__mro__:
+        func = _registry.get(klass)
+        if func is not None:
+            return func
+    for name in ("__usage__", "__track__", "model_dump"):
+        if callable(getattr(t, name, None)):
+            return operator.methodcaller(name)
+    if callable(getattr(t, "dict", None)) and hasattr(t, "__fields__"):
+        return operator.methodcaller("dict")
+    return None
+
+
+def _rule_for(t: type) -> Rule:
+    rule = _rules.get(t)
+    if rule is None:
+        try:
+            hook = _hook_for(t)
+            rule = _builtin_rule(t) if hook is None else _hooked_rule(hook)
+        except Exception:
+            logger.debug("choosing the representation of %r failed", t, exc_info=True)
+            rule = _fallback_rule
+        if len(_rules) >= _CACHE_MAX:
+            _rules.clear()
+        _rules[t] = rule
+    return rule
+
+
+def _hooked_rule(hook: Hook) -> Rule:
+    return lambda w, obj, depth: w.convert(obj, hook, depth)
+
+
+def _text_rule(func: Callable[[Any], object]) -> Rule:
+    def rule(w: _Walker, obj: Any, depth: int) -> Any:
+        result = func(obj)
+        if not isinstance(result, str):
+            raise TypeError(f"expected a string, got {type(result)!r}")
+        return w.text(str.__str__(result))
+
+    return rule
+
+
+def _sequence_rule(base: Any, sort: bool = False) -> Rule:
+    length, iterate = base.__len__, base.__iter__
+    return lambda w, obj, depth: w.sequence(obj, iterate(obj), length(obj), depth, sort)
+
+
+def _fields_rule(names: tuple[str, ...], read: Callable[[Any], Iterable[Any]]) -> Rule:
+    return lambda w, obj, depth: w.mapping(obj, zip(names, read(obj), strict=False), len(names), depth)
+
+
+def _dataclass_rule(t: type) -> Rule:
+    names = tuple(f.name for f in dataclasses.fields(t) if f.repr)
+    return _fields_rule(names, lambda obj: (getattr(obj, name) for name in names))
+
+
+def _fallback_rule(w: _Walker, obj: Any, depth: int) -> Any:
+    return w.fallback(obj)
+
+
+def _builtin_rule(t: type) -> Rule:
+    """The built-in rule for class ``t`` (rules 5-6 of the module docstring)."""
+    if issubclass(t, enum.Enum):
+        return lambda w, obj, depth: w.value(obj._value_, depth)
+    if issubclass(t, int):
+        return lambda w, obj, depth: w.value(int.__int__(obj), depth)
+    if issubclass(t, float):
+        return lambda w, obj, depth: w.value(float.__float__(obj), depth)
+    if issubclass(t, str):
+        return lambda w, obj, depth: w.text(str.__str__(obj))
+    if issubclass(t, datetime.datetime):
+        return _text_rule(datetime.datetime.isoformat)
+    if issubclass(t, datetime.date):
+        return _text_rule(datetime.date.isoformat)
+    if issubclass(t, datetime.time):
+        return _text_rule(datetime.time.isoformat)
+    if issubclass(t, datetime.timedelta):
+        return lambda w, obj, depth: w.value(datetime.timedelta.total_seconds(obj), depth)
+    if issubclass(t, (uuid.UUID, decimal.Decimal, pathlib.PurePath)):
+        return _text_rule(str)
+    if issubclass(t, (bytes, bytearray, memoryview)):
+        return lambda w, obj, depth: w.binary(obj)
+    if issubclass(t, BaseException):
+        return lambda w, obj, depth: w.mapping(obj, (("type", _type_name(type(obj))), ("message", str(obj))), 2, depth)
+    if dataclasses.is_dataclass(t):
+        return _dataclass_rule(t)
+    fields = getattr(t, "_fields", None)
+    if issubclass(t, tuple) and isinstance(fields, tuple) and all(isinstance(f, str) for f in fields):
+        return _fields_rule(fields, tuple.__iter__)
+    if issubclass(t, dict):
+        return lambda w, obj, depth: w.mapping(obj, dict.items(obj), dict.__len__(obj), depth)
+    for base in (list, tuple, collections.deque):
+        if issubclass(t, base):
+            return _sequence_rule(base)
+    for unordered in (set, frozenset):
+        if issubclass(t, unordered):
+            return _sequence_rule(unordered, sort=True)
+    if issubclass(t, Mapping):
+        return lambda w, obj, depth: w.mapping(obj, obj.items(), len(obj), depth)
+    if issubclass(t, numbers.Integral):
+        return lambda w, obj, depth: w.value(int(obj), depth)
+    if issubclass(t, numbers.Real):
+        return lambda w, obj, depth: w.value(float(obj), depth)
+    return _fallback_rule
+
+
+def _big_int(value: int) -> str:
+    return f"<int of {value.bit_length()} bits>"
+
+
+def _non_finite(value: float) -> str:
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _key_text(key: Any) -> str:
+    t = type(key)
+    if t is bool or key is None:
+        return "true" if key is True else "false" if key is False else "null"
+    if t is int:
+        return str(key) if -_BIG_INT < key < _BIG_INT else _big_int(key)
+    if t is float:
+        return repr(key) if key - key == 0.0 else _non_finite(key)
+    for convert in (str, repr):
+        try:
+            text = convert(key)
+            if isinstance(text, str):
+                return str.__str__(text)
+        except Exception:
+            logger.debug("%s() of a dict key failed", convert.__name__, exc_info=True)
+    return f"<unrepresentable {_type_name(t)}>"
+
+
+class _Walker:
+    """One top-level value's walk: limits, what remains of the size budget, the containers being walked."""
+
+    __slots__ = ("budget", "max_depth", "max_items", "max_length", "redactor", "stack")
+
+    def __init__(self, limits: SerializeLimits, redactor: Redactor) -> None:
+        self.max_depth = limits.max_depth
+        self.max_items = limits.max_items
+        self.max_length = limits.max_length
+        self.budget = limits.max_size
+        self.redactor = redactor
+        self.stack: set[int] = set()
+
+    def value(self, obj: Any, depth: int) -> Any:
+        """The JSON-native form of ``obj`` found at nesting ``depth`` (0 at the top); never raises."""
+        t = type(obj)
+        if t is str:
+            return self.text(obj)
+        if t is int:
+            self.budget -= (obj.bit_length() * 77 >> 8) + 2
+            return obj if -_BIG_INT < obj < _BIG_INT else _big_int(obj)
+        if t is bool or obj is None:
+            self.budget -= 5
+            return obj
+        if t is float:
+            self.budget -= 12
+            return obj if obj - obj == 0.0 else _non_finite(obj)
+        try:
+            if t is dict:
+                return self.mapping(obj, obj.items(), len(obj), depth)
+            if t is list or t is tuple:
+                return self.sequence(obj, obj, len(obj), depth)
+            return _rule_for(t)(self, obj, depth)
+        except Exception:
+            logger.debug("representing a %s failed; using repr()", _type_name(t), exc_info=True)
+            return self.fallback(obj)
+
+    def text(self, s: str) -> str:
+        """``s`` cut at ``max_length`` or at the remaining budget, with its marker."""
+        n = len(s)
+        limit = self.max_length if self.budget >= self.max_length else max(self.budget, 0)
+        if n <= limit:
+            self.budget -= n + 2
+            return s
+        self.budget -= limit + 16
+        return f"{s[:limit]}…[+{n - limit} chars]"
+
+    def binary(self, obj: bytes | bytearray | memoryview) -> str:
+        """Base64 of the bytes of ``obj``, cut so that the text fits the length limit."""
+        view = memoryview(obj)
+        n = view.nbytes
+        take = min(self.max_length, max(self.budget, 0)) // 4 * 3
+        data = view.cast("B")[:take].tobytes() if view.c_contiguous else view.tobytes()[:take]
+        encoded = base64.b64encode(data).decode("ascii")
+        self.budget -= len(encoded) + 2
+        return encoded if n <= take else f"{encoded}…[+{n - take} bytes]"
+
+    def fallback(self, obj: Any) -> str:
+        """``repr(obj)`` cut to the length limit, or ``"<unrepresentable Foo>"`` when repr raises."""
+        try:
+            return self.text(str.__str__(repr(obj)))
+        except Exception:
+            logger.debug("repr() of a %s failed", _type_name(type(obj)), exc_info=True)
+            return f"<unrepresentable {_type_name(type(obj))}>"
+
+    def sequence(self, obj: object, items: Iterable[Any], n: int, depth: int, sort: bool = False) -> Any:
+        """A list of the first items of ``obj`` (at most ``n`` of them), with the cut marker."""
+        if depth >= self.max_depth:
+            return TOO_DEEP
+        oid = id(obj)
+        if oid in self.stack:
+            return CYCLE
+        self.stack.add(oid)
+        try:
+            out: list[Any] = []
+            self.budget -= 2
+            for item in itertools.islice(items, self.max_items):
+                if self.budget <= 0:
+                    break
+                out.append(self.value(item, depth + 1))
+                self.budget -= 1
+            if sort:
+                try:
+                    out = sorted(out)
+                except TypeError:
+                    logger.debug("set items are not comparable; kept in iteration order")
+            if len(out) < n:
+                out.append(f"…[+{n - len(out)} items]")
+            return out
+        finally:
+            self.stack.discard(oid)
+
+    def mapping(self, obj: object, items: Iterable[tuple[Any, Any]], n: int, depth: int) -> Any:
+        """A dict with str keys of the first items of ``obj``, sensitive keys redacted, with the cut marker."""
+        if depth >= self.max_depth:
+            return TOO_DEEP
+        oid = id(obj)
+        if oid in self.stack:
+            return CYCLE
+        self.stack.add(oid)
+        try:
+            out: dict[str, Any] = {}
+            self.budget -= 2
+            kept = 0
+            for key, item in itertools.islice(items, self.max_items):
+                if self.budget <= 0:
+                    break
+                kept += 1
+                name = key if type(key) is str else _key_text(key)
+                sensitive = self.redactor.is_sensitive(name[: self.max_length])
+                name = self.text(name)
+                if name in out:
+                    name = next(f"{name}#{i}" for i in itertools.count(2) if f"{name}#{i}" not in out)
+                out[name] = REDACTED if sensitive else self.value(item, depth + 1)
+                self.budget -= 2
+            if kept < n:
+                out[CUT_KEY] = f"+{n - kept} items"
+            return out
+        finally:
+            self.stack.discard(oid)
+
+    def convert(self, obj: object, hook: Hook, depth: int) -> Any:
+        """Follow representation hooks from ``obj`` (at most ``_MAX_HOPS``), then represent the result."""
+        oid = id(obj)
+        if oid in self.stack:
+            return CYCLE
+        self.stack.add(oid)
+        try:
+            current = obj
+            for _ in range(_MAX_HOPS):
+                result = hook(current)
+                if result is current:
+                    self.stack.discard(oid)
+                    return _builtin_rule(type(current))(self, current, depth)
+                current = result
+                t = type(current)
+                next_hook = None if t in _NATIVE else _hook_for(t)
+                if next_hook is None:
+                    return self.value(current, depth)
+                hook = next_hook
+            return TOO_DEEP
+        finally:
+            self.stack.discard(oid)
+
+
+def _represent(value: Any, limits: SerializeLimits, redactor: Redactor) -> Any:
+    """One top-level value: the JSON-native fast path, else a walk."""
+    t = type(value)
+    if t is str:
+        limit = min(limits.max_length, limits.max_size)
+        return value if len(value) <= limit else f"{value[:limit]}…[+{len(value) - limit} chars]"
+    if t is int:
+        return value if -_BIG_INT < value < _BIG_INT else _big_int(value)
+    if t is bool or value is None:
+        return value
+    if t is float:
+        return value if value - value == 0.0 else _non_finite(value)
+    return _Walker(limits, redactor).value(value, 0)
+
+
+def _unrepresentable(value: object) -> str:
+    return f"<unrepresentable {_type_name(type(value))}>"
+
+
+def serialize(value: object) -> Any:
+    """A JSON-native copy of ``value`` under the current policy (dict keys redacted); never raises."""
+    limits, redactor = _policy
+    try:
+        return _represent(value, limits, redactor)
+    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+        internal_error(exc, "serialize")
+        return _unrepresentable(value)
+
+
+def serialize_named(name: str, value: object) -> Any:
+    """Like :func:`serialize`, but :data:`REDACTED` when ``name`` is sensitive; never raises."""
+    limits, redactor = _policy
+    try:
+        if redactor.is_sensitive(name):
+            return REDACTED
+        return _represent(value, limits, redactor)
+    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+        internal_error(exc, "serialize_named")
+        return _unrepresentable(value)
+
+
+# --- parameter capture --------------------------------------------------------------------------------
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    module = getattr(func, "__module__", None)
+    if not isinstance(name, str):
+        return repr(func)
+    return f"{module}.{name}" if isinstance(module, str) else name
+
+
+def _name_set(names: Iterable[str] | None) -> frozenset[str] | None:
+    if names is None:
+        return None
+    return frozenset((names,) if isinstance(names, str) else names)
+
+
+class ParamCapture:
+    """How to capture one function's parameters, precomputed at decoration time.
+
+    Attributes:
+        is_method: the call's first argument is the instance or class: the first parameter is named
+            ``self`` or ``cls`` and the function is defined in a class (a bound method is not: its
+            instance is not among the arguments).
+        first_param: ``"self"`` or ``"cls"`` when :attr:`is_method`, else None.
+    """
+
+    __slots__ = (
+        "_extra_exclude", "_extra_include", "_extras", "_keyword", "_names", "_npos", "_plan", "_sensitive",
+        "first_param", "is_method",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> None:
+        """Read ``func``'s signature once.
+
+        Args:
+            func: the function (also a method, classmethod, staticmethod, partial, builtin).
+            include: capture only these parameter names (and ``**kwargs`` keys); naming the ``*args``
+                or ``**kwargs`` parameter includes all its values. ``self``/``cls`` only when named here.
+            exclude: never capture these names; exclude wins over include.
+
+        Raises:
+            ValueError: include or exclude names a parameter the function does not have (unless it takes
+                ``**kwargs``, or its signature cannot be read, when any key may turn up).
+        """
+        if isinstance(func, (classmethod, staticmethod)):
+            func = func.__func__
+        try:
+            parameters: list[inspect.Parameter] | None = list(inspect.signature(func).parameters.values())
+        except Exception:
+            logger.debug("no signature for %r; capturing args and kwargs as given", func, exc_info=True)
+            parameters = None
+        if parameters is None:
+            parameters = [
+                inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+            ]
+        first = parameters[0] if parameters and parameters[0].kind in _POSITIONAL else None
+        self_name = first.name if first is not None and first.name in ("self", "cls") else None
+        qualname = getattr(func, "__qualname__", "")
+        parts = qualname.split(".") if isinstance(qualname, str) else []
+        self.is_method = self_name is not None and len(parts) >= 2 and parts[-2] != "<locals>"
+        self.first_param = self_name if self.is_method else None
+
+        var_keyword = next((p.name for p in parameters if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+        inc, exc = _name_set(include), _name_set(exclude) or frozenset()
+        unknown = ((inc or frozenset()) | exc) - {p.name for p in parameters}
+        if unknown and var_keyword is None:
+            raise ValueError(
+                f"{_describe(func)} has no parameter named {', '.join(sorted(unknown))} "
+                f"(include/exclude); its parameters are: {', '.join(p.name for p in parameters) or 'none'}"
+            )
+
+        npos = sum(1 for p in parameters if p.kind in _POSITIONAL)
+        plan: list[tuple[str, int, Any, bool]] = []
+        for index, p in enumerate(parameters):
+            name = p.name
+            if p.kind is inspect.Parameter.VAR_KEYWORD or name in exc or (inc is not None and name not in inc):
+                continue
+            if name == self_name and not (inc and name in inc):
+                continue
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                plan.append((name, _NO_INDEX, _VAR_POSITIONAL, False))
+            else:
+                default = _MISSING if p.default is inspect.Parameter.empty else p.default
+                plan.append((name, index if index < npos else _NO_INDEX, default, p.kind in _KEYWORD))
+        self._plan = tuple(plan)
+        self._npos = npos
+        self._keyword = frozenset(p.name for p in parameters if p.kind in _KEYWORD)
+        self._names = tuple(p.name for p in parameters)
+        self._extras = var_keyword is None or var_keyword not in exc
+        self._extra_include = None if inc is None or var_keyword in inc else inc
+        self._extra_exclude = exc
+        self._sensitive: tuple[Redactor | None, frozenset[str]] = (None, frozenset())
+
+    def capture(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's parameters, JSON-native, keyed by name in signature order; never raises.
+
+        Defaults are applied; extra positional arguments are a list under the ``*args`` name; extra
+        keyword arguments follow, each under its own key (``"**key"`` if the key is already taken).
+        A call that does not bind is captured as far as it goes: positional arguments by name in
+        order, keywords by key.
+        """
+        limits, redactor = _policy
+        try:
+            return self._capture(args, kwargs, limits, redactor)
+        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+            internal_error(exc, "ParamCapture.capture")
+            return {}
+
+    def _capture(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], limits: SerializeLimits, redactor: Redactor
+    ) -> dict[str, Any]:
+        cached = self._sensitive
+        if cached[0] is not redactor:
+            cached = self._sensitive = (redactor, frozenset(n for n in self._names if redactor.is_sensitive(n)))
+        sensitive = cached[1]
+        max_length = min(limits.max_length, limits.max_size)
+        n = len(args)
+        out: dict[str, Any] = {}
+        for name, index, default, by_keyword in self._plan:
+            if index < n:
+                value = args[index]
+            elif by_keyword and kwargs and name in kwargs:
+                value = kwargs[name]
+            elif default is _MISSING:
+                continue
+            elif default is _VAR_POSITIONAL:
+                value = args[self._npos :]
+            else:
+                value = default
+            t = type(value)
+            if name in sensitive:
+                out[name] = REDACTED
+            elif t is str:
+                out[name] = value if len(value) <= max_length else _represent(value, limits, redactor)
+            elif t is int or t is bool or value is None:
+                out[name] = value if t is not int or -_BIG_INT < value < _BIG_INT else _big_int(value)
+            else:
+                out[name] = _represent(value, limits, redactor)
+        if not kwargs or not self._extras:
+            return out
+        keyword, include, exclude = self._keyword, self._extra_include, self._extra_exclude
+        for key, value in kwargs.items():
+            if key in keyword or (include is not None and key not in include) or key in exclude:
+                continue
+            slot = f"**{key}" if key in out else key
+            out[slot] = REDACTED if redactor.is_sensitive(key) else _represent(value, limits, redactor)
+        return out
