@@ -9,7 +9,14 @@
     def add_item(cart, item_id, qty=1): ...
 """
 
-from otel_usage._chain import DropUsageLog, UsageProcessor, allow_functions, block_functions
+from otel_usage._chain import (
+    DropUsageLog,
+    UsageProcessor,
+    allow_events,
+    allow_functions,
+    block_events,
+    block_functions,
+)
 from otel_usage._context import add_data, add_info, get_info, usage_context
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
 from otel_usage._params import register_representation
@@ -19,6 +26,7 @@ from otel_usage._processor import UsageSpanProcessor
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats
+from otel_usage._transaction import UsageLogHandler, event, log, timer, transaction
 from otel_usage.version import __version__
 
 __all__ = [
@@ -34,22 +42,29 @@ __all__ = [
     "Tracker",
     "UsagePipeline",
     "UsageProcessor",
+    "UsageLogHandler",
     "UsageSpanProcessor",
     "__version__",
     "add_data",
     "add_info",
+    "allow_events",
     "allow_functions",
+    "block_events",
     "block_functions",
     "configure",
+    "event",
     "force_flush",
     "get_info",
     "get_level",
     "get_pipeline",
     "get_tracker",
+    "log",
     "register_representation",
     "set_level",
     "shutdown",
     "stats",
+    "timer",
     "traced_usage",
+    "transaction",
     "usage_context",
 ]

@@ -8,6 +8,10 @@ other way is logged and skipped: the log goes on as it was before that processor
 Ready-made: :func:`allow_functions` and :func:`block_functions` keep or remove call records by
 function-name patterns (``fnmatch`` globs such as ``"shop.cart.*"``); a log left with no records is
 dropped.
+
+:func:`allow_events` and :func:`block_events` keep or remove named events by regular expressions on
+their names, **anchored** (the whole name must match: ``"video[.].*"``, not ``"video"``); a log that
+was only an event emitted outside any unit of work is dropped when its event is removed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from typing import Any
 
 from otel_usage import _stats
 
-__all__ = ["DropUsageLog", "UsageProcessor", "allow_functions", "block_functions", "run_chain"]
+__all__ = [
+    "DropUsageLog",
+    "UsageProcessor",
+    "allow_events",
+    "allow_functions",
+    "block_events",
+    "block_functions",
+    "run_chain",
+]
 
 logger = logging.getLogger("otel_usage")
 
@@ -110,3 +122,40 @@ def block_functions(*patterns: str) -> UsageProcessor:
     """Remove the call records whose function matches one of ``patterns``."""
     match = _matcher(patterns)
     return _filter(lambda name: not match(name), f"block_functions{patterns!r}")
+
+
+def _event_filter(keep: Callable[[str], bool], label: str) -> UsageProcessor:
+    def processor(log: dict[str, Any]) -> dict[str, Any]:
+        events = log.get("events")
+        if isinstance(events, list):
+            kept = [e for e in events if isinstance(e, dict) and keep(str(e.get("name", "")))]
+            if kept:
+                log["events"] = kept
+            else:
+                del log["events"]
+                data = log.get("data") or [{}]
+                if len(events) and isinstance(data[0], dict) and data[0].get("tracker") == "otel_usage.event":
+                    raise DropUsageLog
+        return log
+
+    processor.__qualname__ = label
+    return processor
+
+
+def _regex(patterns: Iterable[str]) -> re.Pattern[str]:
+    items = list(patterns)
+    if not items:
+        raise ValueError("give at least one event-name pattern")
+    return re.compile("|".join(f"(?:{p})" for p in items))
+
+
+def allow_events(*patterns: str) -> UsageProcessor:
+    """Keep only the events whose whole name matches one of the regular expressions."""
+    regex = _regex(patterns)
+    return _event_filter(lambda name: regex.fullmatch(name) is not None, f"allow_events{patterns!r}")
+
+
+def block_events(*patterns: str) -> UsageProcessor:
+    """Remove the events whose whole name matches one of the regular expressions."""
+    regex = _regex(patterns)
+    return _event_filter(lambda name: regex.fullmatch(name) is None, f"block_events{patterns!r}")

@@ -125,6 +125,8 @@ class CoreSettings:
     param_max_items: int = 100
     param_max_size: int = 8192
     record_unsampled: bool = True
+    log_verbosity: int = 30
+    log_bridge: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> CoreSettings:
@@ -149,6 +151,8 @@ class CoreSettings:
             "param_max_items": env_int(ev.OTEL_USAGE_PARAM_MAX_ITEMS, d.param_max_items, 1),
             "param_max_size": env_int(ev.OTEL_USAGE_PARAM_MAX_SIZE, d.param_max_size, 64),
             "record_unsampled": env_bool(ev.OTEL_USAGE_RECORD_UNSAMPLED, d.record_unsampled),
+            "log_verbosity": env_int(ev.OTEL_USAGE_LOG_VERBOSITY, d.log_verbosity),
+            "log_bridge": env_bool(ev.OTEL_USAGE_LOG_BRIDGE, d.log_bridge),
         }
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in overrides.items():
@@ -170,7 +174,11 @@ def _validate(key: str, value: Any) -> Any:
         if not all(isinstance(v, str) for v in items):
             raise ValueError(f"{key} must be strings, got {value!r}")
         return items
-    if key in ("redact_defaults", "record_unsampled"):
+    if key == "log_verbosity":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"log_verbosity must be an integer, got {value!r}")
+        return value
+    if key in ("redact_defaults", "record_unsampled", "log_bridge"):
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be a bool, got {value!r}")
         return value

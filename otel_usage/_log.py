@@ -90,6 +90,17 @@ def _record(entry: Entry, origin_ns: int) -> dict[str, Any]:
     return record
 
 
+def _offset(ns: int, origin: int) -> float:
+    return round((ns - origin) / 1e9, 9)
+
+
+def _timer(record: list[Any], origin: int, end_ns: int) -> list[Any]:
+    name, start, end = record
+    if end:
+        return [name, _offset(start, origin), _offset(end, origin)]
+    return [name, _offset(start, origin), _offset(max(end_ns, start), origin), {"unfinished": True}]
+
+
 def assemble(root: Root) -> dict[str, Any]:
     """The usage log of ``root``'s local trace."""
     origin = root.start_ns
@@ -121,6 +132,16 @@ def assemble(root: Root) -> dict[str, Any]:
         log["duration"] = None
         log["status"] = "unfinished"
     log["schema"] = SCHEMA_VERSION
+    end_ns = root.end_ns or max((e.end_ns for e in entries), default=origin) or origin
+    if root.events:
+        log["events"] = [
+            {"name": name, "time": _offset(at, origin), "data": data, "context": ctx}
+            for at, name, data, ctx in sorted(root.events, key=lambda e: e[0])
+        ]
+    if root.lines:
+        log["logs"] = [[_offset(line[0], origin), *line[1:]] for line in sorted(root.lines, key=lambda e: e[0])]
+    if root.timers:
+        log["timers"] = [_timer(t, origin, end_ns) for t in sorted(root.timers, key=lambda t: t[1])]
     if root.truncated:
         log["truncated"] = {"records": root.truncated}
     return log

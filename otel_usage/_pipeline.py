@@ -35,6 +35,7 @@ from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
 from otel_usage._runtime import RUNTIME
 from otel_usage._sampling import LevelSampler, usage_level_sampler
+from otel_usage._transaction import VERBOSITY, install_logging_bridge
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 __all__ = ["UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdown"]
@@ -56,6 +57,8 @@ def apply_settings(settings: CoreSettings) -> None:
         ),
         _params.Redactor(settings.redact, defaults=settings.redact_defaults),
     )
+    VERBOSITY.value = settings.log_verbosity
+    install_logging_bridge(settings.log_bridge)
 
 
 def log_processor_for(exporter: LogRecordExporter) -> LogRecordProcessor:

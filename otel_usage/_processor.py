@@ -19,6 +19,11 @@ Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``o
   ``"unfinished"`` (``log_age``).
 - A span that starts or ends after its log was emitted is counted as ``late_span`` and not recorded:
   the log is immutable once emitted (its trace still reaches trace backends).
+
+:func:`discard_current` (or :meth:`UsageSpanProcessor.discard`) drops the usage log of an open unit of
+work on purpose (an integration that decides a request is not tracked): nothing of its local trace is
+emitted, spans started under it later are not recorded, and this is counted as ``logs_discarded``, not
+as a loss. Its spans still reach trace backends.
 """
 
 from __future__ import annotations
@@ -42,11 +47,11 @@ from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 
-__all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor"]
+__all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
-OPEN, WAITING, QUEUED, EMITTED = 0, 1, 2, 3
+OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
 
 
@@ -66,6 +71,7 @@ SKIP = _Skip("hidden")
 _SKIP_DROPPED_ROOT = _Skip("pending_logs_full")
 _SKIP_TRUNCATED = _Skip("records_per_log")
 _SKIP_LATE = _Skip("late_span")
+_SKIP_DISCARDED = _Skip("discarded")
 
 
 class Entry:
@@ -139,11 +145,14 @@ class Root(Entry):
         "ctx_info",
         "ended_at",
         "entries",
+        "events",
         "inbound_info",
+        "lines",
         "parent_span_id",
         "pending",
         "service",
         "state",
+        "timers",
         "trace_id",
         "truncated",
     )
@@ -158,6 +167,9 @@ class Root(Entry):
     truncated: int
     created: float
     ended_at: float
+    events: list[tuple[int, str, Any, dict[str, Any]]]
+    lines: list[tuple[Any, ...]]
+    timers: list[list[Any]]
 
     def __init__(self, span_id: int, name: str) -> None:  # flat, not super(): this runs per unit of work
         self.span_id = span_id
@@ -189,6 +201,9 @@ class Root(Entry):
         self.truncated = 0
         self.created = time.monotonic()
         self.ended_at = 0.0
+        self.events = []
+        self.lines = []
+        self.timers = []
 
 
 Emit = Callable[[Root], None]
@@ -276,6 +291,9 @@ class UsageSpanProcessor(SpanProcessor):
         with self._lock:
             if root.state == EMITTED:
                 skip = _SKIP_LATE
+            elif root.state == DISCARDED:
+                setattr(span, ENTRY_ATTR, _SKIP_DISCARDED)
+                return
             elif len(root.entries) >= self._settings.max_records_per_log:
                 root.truncated += 1
                 skip = _SKIP_TRUNCATED
@@ -385,6 +403,32 @@ class UsageSpanProcessor(SpanProcessor):
             self._ensure_worker()
             if len(self._ready) >= 512:
                 self._wake.set()
+
+    def discard(self, entry: Entry) -> bool:
+        """Drop the usage log that ``entry`` belongs to, if it is still open; never raises.
+
+        Nothing of that local trace is emitted; spans started under it from now on are not recorded.
+
+        Returns:
+            True when the log was discarded; False when it was already ended and queued or emitted, or
+            ``entry`` is not buffered by this processor.
+        """
+        try:
+            root = entry.root
+            with self._lock:
+                if root.owner is not self or root.state not in (OPEN, WAITING):
+                    return False
+                root.state = DISCARDED
+                self._roots.pop(root.span_id, None)
+                self._waiting.pop(root.span_id, None)
+                for item in root.entries:
+                    self._live.pop(item.span_id, None)
+                root.entries = []
+            _stats.count("logs_discarded")
+            return True
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.discard")
+            return False
 
     # --- worker ---------------------------------------------------------------------------
 
@@ -535,3 +579,15 @@ def _error_from_span(span: ReadableSpan) -> dict[str, Any]:
                 "message": str(event.attributes.get("exception.message", "")),
             }
     return {"type": "", "message": span.status.description or ""}
+
+
+def discard_current() -> bool:
+    """Drop the usage log of the current unit of work (see :meth:`UsageSpanProcessor.discard`).
+
+    Returns:
+        True when a log was discarded; False outside a recorded unit of work or once it has ended.
+    """
+    entry = getattr(trace.get_current_span(), ENTRY_ATTR, None)
+    if not isinstance(entry, Entry) or entry.owner is None:
+        return False
+    return entry.owner.discard(entry)

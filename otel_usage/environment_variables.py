@@ -130,7 +130,91 @@ stay complete; ``false`` lets trace sampling thin usage logs too.
 
 # --- Exporters: delivery (queues, retries, spool) ------------------------------------------------
 
+OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE = "OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE"
+"""
+.. envvar:: OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE
+
+Most usage logs waiting in memory for one exporter. Beyond it a new log is spilled to the spool
+(:envvar:`OTEL_USAGE_SPOOL_DIR`) by the exporter's worker, or, without a spool, dropped and counted as
+``queue_full:<exporter>``. Default: ``2048``.
+"""
+
+OTEL_USAGE_EXPORT_BATCH_SIZE = "OTEL_USAGE_EXPORT_BATCH_SIZE"
+"""
+.. envvar:: OTEL_USAGE_EXPORT_BATCH_SIZE
+
+Most usage logs handed to an exporter in one call (at most the queue size). Default: ``512``.
+"""
+
+OTEL_USAGE_EXPORT_DELAY_MILLIS = "OTEL_USAGE_EXPORT_DELAY_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_EXPORT_DELAY_MILLIS
+
+Longest time a usage log waits in the queue before its batch is exported (a full batch goes at once).
+Default: ``1000``.
+"""
+
+OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS = "OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS
+
+How long a failed batch is retried (capped exponential backoff with jitter, or the delay the sink asks
+for) before it is spilled to the spool, or, without a spool, dropped and counted as
+``export_failed:<exporter>``. ``0`` means a single attempt. Default: ``30000``.
+"""
+
+OTEL_USAGE_SPOOL_DIR = "OTEL_USAGE_SPOOL_DIR"
+"""
+.. envvar:: OTEL_USAGE_SPOOL_DIR
+
+Directory of the local spool: usage logs an exporter could not deliver (or could not queue) are kept
+there as JSON Lines, one file per exporter (``<exporter>.jsonl``), and re-sent automatically once the
+sink works again, or explicitly with ``otel_usage.exporters._delivery.replay()``. Created if missing; a
+directory that cannot be written is an error at start-up. Default: unset (no spool: such logs are
+dropped and counted).
+"""
+
+OTEL_USAGE_SPOOL_MAX_BYTES = "OTEL_USAGE_SPOOL_MAX_BYTES"
+"""
+.. envvar:: OTEL_USAGE_SPOOL_MAX_BYTES
+
+Most bytes of not-yet-delivered usage logs kept in one exporter's spool file; logs beyond it are dropped
+and counted as ``spool_full:<exporter>``. Default: ``67108864`` (64 MiB).
+"""
+
 # --- Exporters: file -------------------------------------------------------------------------------
+
+OTEL_USAGE_FILE_PATH = "OTEL_USAGE_FILE_PATH"
+"""
+.. envvar:: OTEL_USAGE_FILE_PATH
+
+JSON Lines file the file exporter appends usage logs to (its directory is created if missing; a path
+that cannot be written is an error at start-up). Default: ``usage.jsonl`` in the working directory.
+"""
+
+OTEL_USAGE_FILE_MAX_BYTES = "OTEL_USAGE_FILE_MAX_BYTES"
+"""
+.. envvar:: OTEL_USAGE_FILE_MAX_BYTES
+
+Size at which the file is rotated (``usage.jsonl`` -> ``usage.jsonl.1`` -> ``usage.jsonl.2`` ...)
+before a batch would make it larger; ``0`` never rotates. Default: ``0``.
+"""
+
+OTEL_USAGE_FILE_BACKUP_COUNT = "OTEL_USAGE_FILE_BACKUP_COUNT"
+"""
+.. envvar:: OTEL_USAGE_FILE_BACKUP_COUNT
+
+Rotated files kept; the oldest beyond it is deleted at rotation. Must be at least 1 when
+:envvar:`OTEL_USAGE_FILE_MAX_BYTES` is set. Default: ``5``.
+"""
+
+OTEL_USAGE_FILE_FSYNC = "OTEL_USAGE_FILE_FSYNC"
+"""
+.. envvar:: OTEL_USAGE_FILE_FSYNC
+
+``never``: each batch is written to the operating system at once (it survives a crash of the process,
+not of the machine); ``batch``: each batch is also fsync'ed to the disk. Default: ``never``.
+"""
 
 # --- Exporters: SQL --------------------------------------------------------------------------------
 
@@ -170,6 +254,44 @@ batch fails (and is retried). Default: ``10000``.
 
 # --- Zero-code mode ---------------------------------------------------------------------------------
 
+OTEL_USAGE_PROBES = "OTEL_USAGE_PROBES"
+"""
+.. envvar:: OTEL_USAGE_PROBES
+
+Functions to record without changing their code, installed by the ``otel_usage_probes`` instrumentor
+(under ``opentelemetry-instrument``, or ``ProbeInstrumentor().instrument()``). Targets separated by
+``,`` ``;`` or newlines, each ``module:qualname[=LEVEL][[params]]``: ``shop.cart:add_item``,
+``shop.cart:Cart.*`` (every method of a class), ``shop.orders:*`` (every function of a module),
+``shop.cart:add_item=INFO[item_id,qty]`` (level, only these parameters), ``shop.pay:charge[-card_number]``
+(all but these), ``[return]`` (also the return value). A bad target is a warning naming it. Default: empty.
+"""
+
+OTEL_USAGE_PROBES_FILE = "OTEL_USAGE_PROBES_FILE"
+"""
+.. envvar:: OTEL_USAGE_PROBES_FILE
+
+TOML file of further probe targets, for long lists: ``probes = ["shop.cart:Cart.*", ...]`` and/or
+``[[probe]]`` tables with ``target``, ``level``, ``include``, ``exclude``, ``record_return``; also read
+from a ``[tool.otel_usage]`` table (so ``pyproject.toml`` works). Added to :envvar:`OTEL_USAGE_PROBES`.
+A missing or invalid file is a warning. Default: unset.
+"""
+
 # --- Flask ------------------------------------------------------------------------------------------
 
 # --- Transactions: events, log lines, timers ---------------------------------------------------------
+
+OTEL_USAGE_LOG_VERBOSITY = "OTEL_USAGE_LOG_VERBOSITY"
+"""
+.. envvar:: OTEL_USAGE_LOG_VERBOSITY
+
+Log lines (``otel_usage.log.*``) are recorded when their level is at most this number (LogDefer's
+numbers: error 10, warn 20, info 30, debug 40). Default: ``30``.
+"""
+
+OTEL_USAGE_LOG_BRIDGE = "OTEL_USAGE_LOG_BRIDGE"
+"""
+.. envvar:: OTEL_USAGE_LOG_BRIDGE
+
+``true`` records stdlib ``logging`` records emitted inside a unit of work as log lines of its usage
+log (subject to :envvar:`OTEL_USAGE_LOG_VERBOSITY`). Default: ``false``.
+"""

@@ -25,7 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _params
+from otel_usage import _params, _transaction
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings
 from otel_usage._levels import THRESHOLD
@@ -89,6 +89,7 @@ def capture_usage(
     pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
     saved = (RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value)
     saved_policy = _params.get_policy()
+    saved_lines = (_transaction.VERBOSITY.value, _transaction._bridge is not None)
     RUNTIME.tracer_provider = tracer_provider
     RUNTIME.disabled = False
     RUNTIME.changed()
@@ -98,6 +99,8 @@ def capture_usage(
     finally:
         RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value = saved
         _params.set_policy(*saved_policy)
+        _transaction.VERBOSITY.value = saved_lines[0]
+        _transaction.install_logging_bridge(saved_lines[1])
         RUNTIME.changed()
         pipeline.shutdown(5000)
 

@@ -1,0 +1,333 @@
+"""Transactions: named events, LogDefer-style log lines and timers inside a usage log.
+
+- :func:`event` (edX ``emit``): ``{name, time, data, context}`` in the log's ``events``; ``time`` is
+  seconds from the log's start, ``context`` the info in force at that moment, ``data`` a snapshot taken
+  at the call. Also added as a span event, so trace backends see it. Outside any unit of work an event
+  becomes its own one-event usage log (tracker ``otel_usage.event``), so an ``emit`` from a background
+  job is never lost.
+- :data:`log` (LogDefer): ``log.error/warn/info/debug(message, data=None)`` and
+  ``log.add(level, message, data=None)`` with LogDefer's numbers (error 10, warn 20, info 30, debug 40;
+  any integer for custom levels) append ``[offset_seconds, level, message, data?]`` to the log's
+  ``logs`` when ``level <= verbosity`` (``OTEL_USAGE_LOG_VERBOSITY``, default 30). A callable message
+  is called only when it passes. :class:`UsageLogHandler` bridges stdlib ``logging`` records emitted
+  inside a unit of work into ``logs`` (``OTEL_USAGE_LOG_BRIDGE``, off by default).
+- :class:`timer`: ``with timer("name"):`` (or as a decorator) appends ``[name, start, end]`` to
+  ``timers``; timers nest, overlap and repeat freely. One still open when the log is assembled is
+  closed at the log's end and flagged with a fourth element ``{"unfinished": true}``.
+- :class:`transaction`: ``with transaction("nightly-import") as tx:`` opens a unit of work explicitly
+  (its own usage log, linked to the enclosing span if any); ``tx.data[...]`` become info.
+
+Outside a recorded unit of work, log lines and timers are dropped (counted), never raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from opentelemetry import context, trace
+from opentelemetry.trace import Link, Status, StatusCode
+
+from otel_usage import _params, _stats
+from otel_usage._context import _recorded, current_entry, get_info
+from otel_usage._errors import internal_error
+from otel_usage._levels import DEFAULT, THRESHOLD
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
+from otel_usage._schema import RESERVED_KEYS
+
+__all__ = ["UsageLogHandler", "event", "log", "set_verbosity", "timer", "transaction"]
+
+logger = logging.getLogger("otel_usage")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERROR, WARN, INFO, DEBUG = 10, 20, 30, 40
+EVENT_TRACKER = "otel_usage.event"
+TRANSACTION_TRACKER = "otel_usage.transaction"
+
+
+class _Verbosity:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = INFO
+
+
+VERBOSITY = _Verbosity()
+
+
+def set_verbosity(level: int) -> None:
+    """Record log lines whose level is at most ``level`` (LogDefer numbers: lower is more severe)."""
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise ValueError(f"verbosity must be an integer, got {level!r}")
+    VERBOSITY.value = level
+
+
+def _root_here() -> Any:
+    if HIDDEN.get():
+        return None
+    entry = current_entry()
+    return entry.root if _recorded(entry) else None
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def event(name: str, data: Any = None) -> None:
+    """Record a named event (dotted namespaces encouraged) in the current usage log; never raises."""
+    try:
+        name = str(name) if name else "unknown"
+        snapshot = _params.serialize(data)
+        if HIDDEN.get():
+            return
+        root = _root_here()
+        if root is None:
+            _standalone_event(name, snapshot)
+            return
+        root.events.append((time.time_ns(), name, snapshot, get_info()))
+        span = trace.get_current_span()
+        attributes = {"otel_usage.event.data": json.dumps(snapshot, ensure_ascii=False)} if data is not None else {}
+        span.add_event(name, attributes=attributes)
+    except Exception as exc:  # noqa: BLE001
+        internal_error(exc, "event")
+
+
+def _standalone_event(name: str, snapshot: Any) -> None:
+    from otel_usage._probe import get_tracker
+
+    tracer = get_tracker(EVENT_TRACKER).tracer()
+    if tracer is None:
+        return
+    span = tracer.start_span(name, attributes={LEVEL_ATTR: "DEFAULT"})
+    entry: Any = getattr(span, ENTRY_ATTR, None)
+    if _recorded(entry):
+        entry.probe = _Spec(name, EVENT_TRACKER)
+        entry.params = {}
+        entry.root.events.append((time.time_ns(), name, snapshot, get_info()))
+    span.add_event(name)
+    span.end()
+
+
+class _Spec:
+    """What the assembler needs of a record that no decorated function produced."""
+
+    __slots__ = ("function", "level_name", "record_return", "tracker")
+
+    def __init__(self, function: str, tracker: str) -> None:
+        self.function = function
+        self.tracker = tracker
+        self.level_name = "DEFAULT"
+        self.record_return = False
+
+
+# --- log lines ----------------------------------------------------------------------------------
+
+
+class _LogLines:
+    """LogDefer's deferred log lines, recorded into the current usage log."""
+
+    def add(self, level: int, message: str | Callable[[], str], data: Any = None) -> None:
+        """Record ``[offset, level, message, data?]`` when ``level <= verbosity``; never raises."""
+        try:
+            if level > VERBOSITY.value:
+                return
+            root = _root_here()
+            if root is None:
+                _stats.count_drop("log_line_outside_unit_of_work")
+                return
+            text = message() if callable(message) else message
+            line: tuple[Any, ...] = (time.time_ns(), level, str(text))
+            if data is not None:
+                line = (*line, _params.serialize(data))
+            root.lines.append(line)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "log line")
+
+    def error(self, message: str | Callable[[], str], data: Any = None) -> None:
+        self.add(ERROR, message, data)
+
+    def warn(self, message: str | Callable[[], str], data: Any = None) -> None:
+        self.add(WARN, message, data)
+
+    warning = warn
+
+    def info(self, message: str | Callable[[], str], data: Any = None) -> None:
+        self.add(INFO, message, data)
+
+    def debug(self, message: str | Callable[[], str], data: Any = None) -> None:
+        self.add(DEBUG, message, data)
+
+
+log = _LogLines()
+
+
+class UsageLogHandler(logging.Handler):
+    """Bridges stdlib logging records emitted inside a unit of work into its ``logs``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "otel_usage" or record.name.startswith("otel_usage."):
+            return
+        try:
+            level = ERROR if record.levelno >= logging.ERROR else WARN if record.levelno >= logging.WARNING else (
+                INFO if record.levelno >= logging.INFO else DEBUG
+            )
+            if level > VERBOSITY.value or _root_here() is None:
+                return
+            log.add(level, record.getMessage, {"logger": record.name} if record.name != "root" else None)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "logging bridge")
+
+
+_bridge_lock = threading.Lock()
+_bridge: UsageLogHandler | None = None
+
+
+def install_logging_bridge(enabled: bool) -> None:
+    """Attach (or detach) the bridge on the root logger, once."""
+    global _bridge
+    with _bridge_lock:
+        root_logger = logging.getLogger()
+        if enabled and _bridge is None:
+            _bridge = UsageLogHandler()
+            root_logger.addHandler(_bridge)
+        elif not enabled and _bridge is not None:
+            root_logger.removeHandler(_bridge)
+            _bridge = None
+
+
+# --- timers -------------------------------------------------------------------------------------
+
+
+class timer(contextlib.ContextDecorator):
+    """Time a block: ``with timer("db"):``; as a decorator, each call is timed separately."""
+
+    def __init__(self, name: str) -> None:
+        self.name = str(name) if name else "unknown"
+        self._stack: list[list[Any] | None] = []
+
+    def __enter__(self) -> timer:
+        record = None
+        try:
+            root = _root_here()
+            if root is None:
+                _stats.count_drop("timer_outside_unit_of_work")
+            else:
+                record = [self.name, time.time_ns(), 0]
+                root.timers.append(record)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "timer")
+        self._stack.append(record)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        record = self._stack.pop() if self._stack else None
+        if record is not None:
+            record[2] = time.time_ns()
+
+    def __call__(self, func: F) -> F:  # type: ignore[override]
+        name = self.name
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with timer(name):
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with timer(name):
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+class transaction:
+    """Open a unit of work explicitly: its own usage log, whatever encloses it.
+
+    ``tx.data`` is a dict whose items become info of the log when the block ends (LogDefer's
+    ``log.data(...)``). Usable with ``with`` and ``async with``.
+    """
+
+    def __init__(self, name: str, **info: Any) -> None:
+        self.name = str(name) if name else "transaction"
+        self.data: dict[str, Any] = dict(info)
+        self._span: Any = None
+        self._token: Any = None
+        self._hidden: Any = None
+
+    def __enter__(self) -> transaction:
+        try:
+            self._open()
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "transaction")
+        return self
+
+    def _open(self) -> None:
+        from otel_usage._probe import get_tracker
+
+        if int(DEFAULT) < THRESHOLD.value:
+            self._hidden = HIDDEN.set(True)
+            return
+        tracer = get_tracker(TRANSACTION_TRACKER).tracer()
+        if tracer is None or RUNTIME.disabled:
+            return
+        outer = trace.get_current_span().get_span_context()
+        links = [Link(outer)] if outer.is_valid else None
+        span = tracer.start_span(
+            self.name, context=context.Context(), links=links, attributes={LEVEL_ATTR: "DEFAULT"}
+        )
+        entry: Any = getattr(span, ENTRY_ATTR, None)
+        if _recorded(entry):
+            entry.probe = _Spec(self.name, TRANSACTION_TRACKER)
+            entry.params = {}
+        self._span = span
+        self._token = context.attach(trace.set_span_in_context(span))
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._hidden is not None:
+            HIDDEN.reset(self._hidden)
+            self._hidden = None
+            return
+        span, token = self._span, self._token
+        self._span = self._token = None
+        if span is None:
+            return
+        try:
+            entry: Any = getattr(span, ENTRY_ATTR, None)
+            if _recorded(entry) and self.data:
+                info = entry.info if entry.info is not None else {}
+                for key, value in self.data.items():
+                    if not isinstance(key, str) or not key or key in RESERVED_KEYS:
+                        _stats.count_drop("transaction_bad_info_key", detail=repr(key))
+                        continue
+                    info[key] = _params.serialize_named(key, value)
+                entry.info = info
+            if exc is not None:
+                message = str(exc)[:1024]
+                if _recorded(entry):
+                    entry.error = {"type": type(exc).__qualname__, "message": message}
+                span.record_exception(exc, escaped=True)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {message}"))
+        except Exception as err:  # noqa: BLE001
+            internal_error(err, "transaction end")
+        finally:
+            context.detach(token)
+            span.end()
+
+    async def __aenter__(self) -> transaction:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
