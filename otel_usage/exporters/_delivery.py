@@ -1,0 +1,770 @@
+"""Delivery of usage logs to one exporter: a bounded queue, a worker thread, retries and a disk spool.
+
+Give every exporter its own :class:`UsageBatchProcessor`, so a slow or broken sink never delays or loses
+another's logs::
+
+    provider.add_log_record_processor(UsageBatchProcessor(FileUsageExporter()))
+    provider.add_log_record_processor(UsageBatchProcessor(SqlUsageExporter(), spool_dir="/var/spool/app"))
+
+What happens to a usage log (other log records are ignored):
+
+1. ``on_emit`` (the application's thread, O(1), never blocks, never raises) appends it to the queue. When
+   the queue is full the *new* log is the one refused: the queued ones are older and closer to delivery,
+   and a refused log costs no work. With a spool it goes to an overflow list of the same size instead,
+   which the worker writes to the spool at its next chance (between two export calls or while waiting to
+   retry): disk I/O never happens on the application's thread. What neither can hold is dropped and
+   counted as ``queue_full:<name>``.
+2. The worker (a daemon thread started on first use, started anew in a forked child, which drops the
+   parent's queue) exports batches with OpenTelemetry instrumentation suppressed, so the exporter's own
+   SQL or HTTP calls never become telemetry.
+3. A failed export (``FAILURE`` or an exception) is retried with capped exponential backoff and jitter,
+   for at most ``max_retry_millis`` per batch. An exporter can ask for a given delay (HTTP 429/503
+   ``Retry-After``): see :class:`SupportsRetryAfter`; no export is attempted before that delay is over.
+4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or without one dropped
+   and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the spool;
+   the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
+   ``max_retry_millis``, at most a minute) by sending the oldest spooled chunk, and after any successful
+   export it drains the spool, oldest first, a chunk at a time between its regular batches. Logs spooled
+   by another process, or by an earlier run, are drained the same way. Delivery order is therefore not
+   guaranteed across a spill: each usage log carries its own ``start``.
+5. :func:`replay` re-sends a spool explicitly, to any exporter.
+
+Counters in :func:`otel_usage.stats`: ``exported:<name>``, ``spooled:<name>``, ``retried:<name>``;
+gauges ``export_queue_<name>`` (logs waiting in memory) and ``spool_bytes_<name>``; drops by reason
+``queue_full``, ``export_failed``, ``spool_full``, ``spool_failed``, ``spool_corrupt``,
+``after_shutdown`` and ``shutdown_timeout`` (``<reason>:<name>``).
+
+When an exporter runs under the SDK's own ``BatchLogRecordProcessor`` (``OTEL_LOGS_EXPORTER=usage_file``)
+none of the above applies: that processor drops the oldest log when its queue is full (with its own
+warning, not in these counters) and discards a failed batch without looking at the result. The project's
+exporters then call :class:`ExportFailureFallback` themselves, so a batch they fail to write is spilled to
+:envvar:`OTEL_USAGE_SPOOL_DIR` (re-sent by :func:`replay`, not automatically) or counted as
+``export_failed:<name>`` — never lost silently; there is no retry. The SDK's configurator accepts this
+class as its ``export_log_record_processor`` to get the full behaviour.
+
+Environment variables (used when the argument is None; a bad value warns and keeps the default):
+``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE`` (2048), ``OTEL_USAGE_EXPORT_BATCH_SIZE`` (512),
+``OTEL_USAGE_EXPORT_DELAY_MILLIS`` (1000), ``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS`` (30000),
+``OTEL_USAGE_SPOOL_DIR`` (unset: no spool), ``OTEL_USAGE_SPOOL_MAX_BYTES`` (64 MiB).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from contextvars import ContextVar
+from typing import Any, Protocol, runtime_checkable
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.resources import Resource
+
+from otel_usage import _stats
+from otel_usage import environment_variables as ev
+from otel_usage._config import env_int, env_str
+from otel_usage._errors import handle_internal_errors, internal_error
+from otel_usage._schema import is_usage_log_record
+from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
+
+__all__ = [
+    "ExportFailureFallback",
+    "SupportsRetryAfter",
+    "UsageBatchProcessor",
+    "default_name",
+    "delivery_managed",
+    "replay",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE_SIZE = 2048
+DEFAULT_BATCH_SIZE = 512
+DEFAULT_DELAY_MILLIS = 1000
+DEFAULT_MAX_RETRY_MILLIS = 30_000
+DEFAULT_SPOOL_MAX_BYTES = 64 << 20
+
+_INITIAL_BACKOFF_SECONDS = 0.1
+_MAX_BACKOFF_SECONDS = 5.0
+_MAX_PROBE_SECONDS = 60.0
+_MAX_RETRY_AFTER_SECONDS = 3600.0
+_WARNING_INTERVAL_SECONDS = 10.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
+
+#: True while an exporter runs under a UsageBatchProcessor worker or replay(): they own its failures.
+_managed: ContextVar[bool] = ContextVar("otel_usage_delivery_managed", default=False)
+
+
+@runtime_checkable
+class SupportsRetryAfter(Protocol):
+    """Optional protocol of an exporter whose sink can say when to try again (HTTP 429/503 Retry-After).
+
+    After an export that failed (returned ``FAILURE`` or raised), the processor calls
+    ``exporter.retry_after_millis()``: a number of milliseconds (capped at an hour) means "do not export
+    before then", None means "no advice" (normal backoff). It describes the most recent export call, so an
+    exporter sets it when a response carries the header and clears it at the start of each export. When
+    the delay is longer than what is left of the batch's retry budget the batch is spilled at once (or
+    dropped without a spool), and nothing is sent to the sink before the delay is over.
+    """
+
+    def retry_after_millis(self) -> float | None: ...
+
+
+def delivery_managed() -> bool:
+    """True while the calling code runs under a :class:`UsageBatchProcessor` worker or :func:`replay`."""
+    return _managed.get()
+
+
+def default_name(exporter: object) -> str:
+    """The name an exporter gets when none is given: its class without the suffix, lower case.
+
+    ``FileUsageExporter`` -> ``file``, ``SqlUsageExporter`` -> ``sql``, ``OTLPLogExporter`` -> ``otlp``.
+    """
+    name = type(exporter).__name__
+    for suffix in ("UsageExporter", "LogRecordExporter", "LogExporter", "Exporter"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lower().lstrip("_.-")[:100] or "exporter"
+
+
+def _setting(arg: str, value: Any, env_name: str, default: int, minimum: int) -> int:
+    if value is None:
+        return env_int(env_name, default, minimum)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{arg} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _open_spool(spool_dir: str | os.PathLike[str] | None, name: str, max_bytes: int) -> Spool | None:
+    source = "spool_dir"
+    if spool_dir is None:
+        spool_dir, source = env_str(ev.OTEL_USAGE_SPOOL_DIR, "") or None, ev.OTEL_USAGE_SPOOL_DIR
+    if spool_dir is None or not os.fspath(spool_dir):
+        return None
+    try:
+        return Spool.create(spool_dir, name, max_bytes)
+    except OSError as exc:
+        raise ValueError(f"{source}={os.fspath(spool_dir)!r} cannot be used as a spool directory: {exc}") from exc
+
+
+class _RateLimitedWarning:
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
+            return
+        self._last[key] = now
+        logger.warning(msg, *args)
+
+
+_warn = _RateLimitedWarning()
+
+
+def _readable(record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogRecord:
+    """This processor's own copy of the record (the body itself is shared and read-only)."""
+    api_record = copy.copy(record.log_record)
+    api_record.context = Context()  # do not keep the emitter's spans and baggage alive
+    return ReadableLogRecord(
+        log_record=api_record,
+        resource=record.resource if record.resource is not None else Resource.get_empty(),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
+
+
+def _with_copied_body(record: ReadableLogRecord) -> ReadableLogRecord:
+    api_record = copy.copy(record.log_record)
+    api_record.body = copy.deepcopy(api_record.body)
+    return ReadableLogRecord(api_record, record.resource, record.instrumentation_scope, record.limits)
+
+
+def _export_once(exporter: LogRecordExporter, batch: Sequence[ReadableLogRecord]) -> tuple[bool, str]:
+    """One export call: (delivered, error). An exception is a failure; a None result counts as success."""
+    try:
+        result = exporter.export(batch)
+    except Exception as exc:
+        logger.debug("export to %r raised", exporter, exc_info=True)
+        return False, f"{type(exc).__name__}: {exc}"
+    if result is None or getattr(result, "name", None) == "SUCCESS":
+        return True, ""
+    return False, f"export returned {getattr(result, 'name', result)}"
+
+
+def _retry_after_seconds(exporter: object) -> float | None:
+    method = getattr(exporter, "retry_after_millis", None)
+    if method is None:
+        return None
+    try:
+        value = method() if callable(method) else method
+    except Exception:
+        logger.debug("retry_after_millis() of %r raised", exporter, exc_info=True)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return min(value / 1000.0, _MAX_RETRY_AFTER_SECONDS)
+
+
+def _looks_like_spool(path: str) -> bool:
+    """An empty or missing file, or one whose first line is a spool entry."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        return True
+    return not first or first.startswith(b'{"v":')
+
+
+def _decode_chunk(lines: Sequence[bytes], reason: str) -> list[ReadableLogRecord]:
+    records: list[ReadableLogRecord] = []
+    bad = 0
+    for line in lines:
+        try:
+            records.append(decode_record(line))
+        except (ValueError, TypeError, KeyError):
+            bad += 1
+    _stats.count_drop(reason, bad, detail="unreadable spool lines")
+    return records
+
+
+class UsageBatchProcessor(LogRecordProcessor):
+    """Delivers usage logs to one exporter: bounded queue, worker thread, retries, spill and re-send.
+
+    Args:
+        exporter: where the logs go.
+        name: the exporter's name in counters and the spool file name (letters, digits, ``_.-``);
+            default from the exporter's class (:func:`default_name`).
+        max_queue_size: logs waiting in memory (``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE``, 2048).
+        max_export_batch_size: logs per export call, at most the queue size
+            (``OTEL_USAGE_EXPORT_BATCH_SIZE``, 512).
+        schedule_delay_millis: longest wait of a log before its batch leaves
+            (``OTEL_USAGE_EXPORT_DELAY_MILLIS``, 1000).
+        max_retry_millis: retry budget of one batch, 0 for a single attempt
+            (``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS``, 30000).
+        spool_dir: where undeliverable logs are kept and re-sent from (``OTEL_USAGE_SPOOL_DIR``, none).
+        spool_max_bytes: bound of this exporter's spool (``OTEL_USAGE_SPOOL_MAX_BYTES``, 64 MiB).
+        copy_body: give the exporter a deep copy of each body (made on the worker thread), for an
+            exporter that modifies what it receives; otherwise bodies are shared, read-only.
+
+    Raises:
+        ValueError: an invalid argument, or a spool directory that cannot be written.
+    """
+
+    def __init__(
+        self,
+        exporter: LogRecordExporter,
+        *,
+        name: str | None = None,
+        max_queue_size: int | None = None,
+        max_export_batch_size: int | None = None,
+        schedule_delay_millis: int | None = None,
+        max_retry_millis: int | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
+        copy_body: bool = False,
+    ) -> None:
+        if name is None:
+            name = default_name(exporter)
+        elif not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"name must be 1-100 letters, digits, '_', '.' or '-', got {name!r}")
+        self.name = name
+        self._exporter = exporter
+        self._copy_body = bool(copy_body)
+        self._max_queue_size = _setting(
+            "max_queue_size", max_queue_size, ev.OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE, DEFAULT_MAX_QUEUE_SIZE, 1
+        )
+        batch_size = _setting(
+            "max_export_batch_size", max_export_batch_size, ev.OTEL_USAGE_EXPORT_BATCH_SIZE, DEFAULT_BATCH_SIZE, 1
+        )
+        if batch_size > self._max_queue_size:
+            if max_export_batch_size is not None:
+                raise ValueError(
+                    f"max_export_batch_size ({batch_size}) must not exceed max_queue_size ({self._max_queue_size})"
+                )
+            batch_size = self._max_queue_size
+        self._batch_size = batch_size
+        self._delay = (
+            _setting(
+                "schedule_delay_millis",
+                schedule_delay_millis,
+                ev.OTEL_USAGE_EXPORT_DELAY_MILLIS,
+                DEFAULT_DELAY_MILLIS,
+                1,
+            )
+            / 1000.0
+        )
+        self._max_retry = (
+            _setting(
+                "max_retry_millis", max_retry_millis, ev.OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS, DEFAULT_MAX_RETRY_MILLIS, 0
+            )
+            / 1000.0
+        )
+        spool_bytes = _setting(
+            "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
+        )
+        self._spool = _open_spool(spool_dir, name, spool_bytes)
+        self._max_probe = max(self._delay, min(_MAX_PROBE_SECONDS, self._max_retry))
+
+        self._queue: collections.deque[ReadableLogRecord] = collections.deque()
+        self._overflow: collections.deque[ReadableLogRecord] = collections.deque()
+        self._shutdown = False
+        self._stopping = False
+        self._deadline = math.inf
+        self._not_before = 0.0
+        self._down = False
+        self._probe_interval = self._delay
+        self._init_threading()
+
+        _stats.register_gauge("export_queue", self, lambda p: {p.name: len(p._queue) + len(p._overflow)})
+        if self._spool is not None:
+            _stats.register_gauge("spool_bytes", self, UsageBatchProcessor._spool_gauge)
+        if hasattr(os, "register_at_fork"):
+            weak_reinit = weakref.WeakMethod(self._init_threading)
+
+            def after_in_child() -> None:
+                reinit = weak_reinit()
+                if reinit is not None:
+                    reinit()
+
+            os.register_at_fork(after_in_child=after_in_child)
+
+    def _init_threading(self) -> None:
+        """Fresh locks, no worker, an empty queue: at construction and in a forked child.
+
+        The child drops the parent's queue: those logs are the parent's to deliver.
+        """
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._start_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._queue.clear()
+        self._overflow.clear()
+        self._accepted = 0
+        self._settled = 0
+        self._failed = 0
+        self._inflight = 0
+        self._urgent = False
+
+    def _spool_gauge(self) -> dict[str, int]:
+        try:
+            return {self.name: self._spool.pending_bytes()} if self._spool is not None else {}
+        except OSError:
+            return {}
+
+    # --- the application's side ------------------------------------------------------------------------
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Queue a usage log for the worker (O(1); never blocks, never raises); ignore other records."""
+        with handle_internal_errors("UsageBatchProcessor.on_emit"):
+            if not is_usage_log_record(log_record):
+                return
+            if self._pid != os.getpid():
+                self._init_threading()
+            if self._shutdown:
+                _stats.count_drop(f"after_shutdown:{self.name}")
+                return
+            record = _readable(log_record)
+            queued = overflow = False
+            with self._cond:
+                if len(self._queue) < self._max_queue_size:
+                    self._queue.append(record)
+                    queued = True
+                elif self._spool is not None and len(self._overflow) < self._max_queue_size:
+                    self._overflow.append(record)
+                    overflow = True
+                if queued or overflow:
+                    self._accepted += 1
+                full_batch = len(self._queue) >= self._batch_size
+            if not (queued or overflow):
+                _stats.count_drop(f"queue_full:{self.name}", detail=f"max_queue_size={self._max_queue_size}")
+                return
+            if (overflow or full_batch) and not self._wake.is_set():
+                self._wake.set()
+            if self._worker is None:
+                self._start_worker()
+
+    def _start_worker(self) -> None:
+        with self._start_lock:
+            if self._worker is not None or self._shutdown:
+                return
+            thread = threading.Thread(target=self._run, name=f"otel_usage.export.{self.name}", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutting down: shutdown() exports on its caller's thread
+                return
+            self._worker = thread
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export what is queued now; True when all of it was delivered within ``timeout_millis``.
+
+        A log spilled to the spool or dropped on the way makes it False; so does the timeout (the
+        export goes on in the background).
+        """
+        deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
+        if self._pid != os.getpid():
+            self._init_threading()
+        with self._cond:
+            target, failed = self._accepted, self._failed
+            if self._settled >= target:
+                return True
+            self._urgent = True
+        self._wake.set()
+        if self._worker is None:
+            self._start_worker()
+        with self._cond:
+            done = self._cond.wait_for(lambda: self._settled >= target, max(0.0, deadline - time.monotonic()))
+            return done and self._failed == failed
+
+    def shutdown(self, timeout_millis: int = 30000) -> None:
+        """Deliver what is queued (within ``timeout_millis``), stop the worker, shut the exporter down.
+
+        Safe to call twice and from an ``atexit`` handler. What cannot be delivered in time is spilled
+        (or dropped and counted as ``shutdown_timeout:<name>``).
+        """
+        if self._pid != os.getpid():
+            self._init_threading()
+        with self._start_lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+        self._deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
+        self._stopping = True
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread() and worker.is_alive():
+            worker.join(max(0.0, self._deadline - time.monotonic()))
+            if worker.is_alive():
+                self._abandon()
+        elif worker is None or not worker.is_alive():
+            self._work_here()
+        with handle_internal_errors("UsageBatchProcessor.shutdown"):
+            self._exporter.shutdown()  # type: ignore[no-untyped-call]
+
+    def _work_here(self) -> None:
+        """The worker's final pass, on the caller's thread (no worker, or it could not be started)."""
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        managed = _managed.set(True)
+        try:
+            with handle_internal_errors("UsageBatchProcessor.shutdown"):
+                self._work(final=True)
+        finally:
+            _managed.reset(managed)
+            detach(token)
+
+    def _abandon(self) -> None:
+        """Shutdown timed out with an export still running: keep or count everything else."""
+        with self._cond:
+            left = list(self._queue) + list(self._overflow)
+            self._queue.clear()
+            self._overflow.clear()
+            inflight = self._inflight
+        self._lose(left, "shutdown timed out", reason="shutdown_timeout")
+        _stats.count_drop(f"shutdown_timeout:{self.name}", inflight, detail="in an export still running at shutdown")
+
+    # --- the worker --------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        managed = _managed.set(True)
+        try:
+            while not self._stopping:
+                self._wake.wait(self._wait_seconds())
+                self._wake.clear()
+                if self._stopping:
+                    break
+                try:
+                    self._work(final=False)
+                except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+                    internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
+            with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
+                self._work(final=True)
+        finally:
+            _managed.reset(managed)
+            detach(token)
+
+    def _wait_seconds(self) -> float:
+        if self._spool is not None and self._down:
+            return max(0.0, min(self._delay, self._not_before - time.monotonic()))
+        return self._delay
+
+    def _work(self, final: bool) -> None:
+        """Export the queue in batches, then drain the spool a chunk at a time between them."""
+        first = True
+        while True:
+            self._spill_overflow()
+            batch = self._take(force=first or final)
+            first = False
+            if batch:
+                self._handle(batch)
+                continue
+            if final or not self._drain_step():
+                return
+
+    def _take(self, force: bool) -> list[ReadableLogRecord]:
+        with self._cond:
+            size = len(self._queue)
+            if size == 0:
+                self._urgent = False
+                return []
+            if not (force or self._urgent or size >= self._batch_size):
+                return []
+            batch = [self._queue.popleft() for _ in range(min(size, self._batch_size))]
+            self._inflight = len(batch)
+            return batch
+
+    def _settle(self, n: int, failed: int) -> None:
+        with self._cond:
+            self._settled += n
+            self._failed += failed
+            self._cond.notify_all()
+
+    def _handle(self, batch: list[ReadableLogRecord]) -> None:
+        try:
+            self._handle_batch(batch)
+        finally:
+            self._inflight = 0
+
+    def _handle_batch(self, batch: list[ReadableLogRecord]) -> None:
+        if time.monotonic() < self._not_before:
+            if self._spool is not None:  # the sink is down: keep the batch until a probe succeeds
+                self._lose(batch, "the sink is down")
+                return
+            if not self._pause(self._not_before - time.monotonic()):  # the sink asked us to wait
+                self._lose(batch, "shutdown before the sink's retry-after delay ended", reason="shutdown_timeout")
+                return
+        delivered, error = self._deliver(batch)
+        if delivered:
+            _stats.count(f"exported:{self.name}", len(batch))
+            self._settle(len(batch), 0)
+            self._mark_up()
+            return
+        if self._spool is not None:
+            self._mark_down()
+        self._lose(batch, error)
+
+    def _deliver(self, batch: list[ReadableLogRecord]) -> tuple[bool, str]:
+        """Export with retries until success or the retry budget (or the shutdown deadline) is spent."""
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            delivered, error = self._attempt(batch)
+            if delivered:
+                return True, ""
+            attempt += 1
+            retry_after = _retry_after_seconds(self._exporter)
+            now = time.monotonic()
+            if retry_after is not None:
+                delay = retry_after
+                self._not_before = max(self._not_before, now + retry_after)
+            else:
+                backoff = min(_MAX_BACKOFF_SECONDS, _INITIAL_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                delay = backoff / 2 + random.uniform(0, backoff / 2)
+            if now + delay > min(start + self._max_retry, self._deadline):
+                return False, error
+            logger.debug("export to %s failed (%s); retry %d in %.3fs", self.name, error, attempt, delay)
+            _stats.count(f"retried:{self.name}")
+            if not self._pause(delay):
+                return False, error
+
+    def _attempt(self, batch: list[ReadableLogRecord]) -> tuple[bool, str]:
+        records = [_with_copied_body(r) for r in batch] if self._copy_body else batch
+        return _export_once(self._exporter, records)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait, spilling overflow meanwhile; False when shutdown leaves no time for the whole wait."""
+        until = time.monotonic() + seconds
+        while True:
+            now = time.monotonic()
+            if now >= until:
+                return True
+            if until > self._deadline:
+                return False
+            self._wake.wait(until - now)
+            self._wake.clear()
+            self._spill_overflow()
+
+    def _mark_up(self) -> None:
+        self._down = False
+        self._probe_interval = self._delay
+
+    def _mark_down(self, retry_after: float | None = None) -> None:
+        self._down = True
+        wait = max(self._probe_interval, retry_after or 0.0)
+        self._not_before = max(self._not_before, time.monotonic() + wait)
+        self._probe_interval = min(self._probe_interval * 2, self._max_probe)
+
+    def _lose(self, records: list[ReadableLogRecord], error: str, reason: str = "export_failed") -> None:
+        """Records that were not delivered: into the spool, or counted as dropped for ``reason``."""
+        if not records:
+            return
+        if self._spool is None:
+            _stats.count_drop(f"{reason}:{self.name}", len(records), detail=error)
+        else:
+            _spill(self._spool, self.name, records, error)
+        self._settle(len(records), len(records))
+
+    def _spill_overflow(self) -> None:
+        if self._spool is None or not self._overflow:
+            return
+        with self._cond:
+            records = list(self._overflow)
+            self._overflow.clear()
+        self._lose(records, "queue full")
+
+    def _drain_step(self) -> bool:
+        """Send the spool's oldest chunk once; True when something was delivered (go on draining)."""
+        spool = self._spool
+        if spool is None or self._stopping or time.monotonic() < self._not_before:
+            return False
+        with spool.draining() as drainer:
+            if drainer is None:
+                if self._down:
+                    if os.path.exists(spool.path):  # another process is draining: look again later
+                        self._not_before = max(self._not_before, time.monotonic() + self._probe_interval)
+                    else:  # nothing to probe with: the next batch is tried normally
+                        self._mark_up()
+                return False
+            return self._send_chunk(drainer)
+
+    def _send_chunk(self, drainer: Drainer) -> bool:
+        chunk = drainer.read(self._batch_size)
+        if chunk is None:
+            if self._down:
+                self._mark_up()
+            return False
+        records = _decode_chunk(chunk.lines, f"spool_corrupt:{self.name}")
+        if records:
+            delivered, error = self._attempt(records)
+            if not delivered:
+                self._mark_down(_retry_after_seconds(self._exporter))
+                logger.debug("spool of %s still cannot be delivered: %s", self.name, error)
+                return False
+            _stats.count(f"exported:{self.name}", len(records))
+        drainer.commit(chunk)
+        self._mark_up()
+        return True
+
+
+def _spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error: str) -> None:
+    try:
+        stored = spool.append([encode_record(r) for r in records])
+    except OSError as exc:
+        _stats.count_drop(f"spool_failed:{name}", len(records), detail=f"{spool.path}: {exc}")
+        return
+    if stored:
+        _stats.count(f"spooled:{name}", stored)
+        _warn(
+            f"spooled:{name}",
+            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s, re-sent when it recovers",
+            stored,
+            name,
+            error,
+            spool.path,
+        )
+    _stats.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
+
+
+class ExportFailureFallback:
+    """What an exporter does with a batch it failed to write when no :class:`UsageBatchProcessor` owns it.
+
+    The SDK's ``BatchLogRecordProcessor`` (and ``SimpleLogRecordProcessor``) discard a failed batch
+    without a trace. An exporter calls this object with such a batch: under a ``UsageBatchProcessor`` or
+    :func:`replay` it does nothing (they retry, spill or count); otherwise the usage logs are spilled to
+    the spool directory (``spool_dir`` or ``OTEL_USAGE_SPOOL_DIR``; re-sent by :func:`replay`) or counted
+    as ``export_failed:<name>``.
+
+    Raises:
+        ValueError: the spool directory cannot be written.
+    """
+
+    def __init__(
+        self, name: str, spool_dir: str | os.PathLike[str] | None = None, spool_max_bytes: int | None = None
+    ) -> None:
+        self.name = name
+        max_bytes = _setting(
+            "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
+        )
+        self._spool = _open_spool(spool_dir, name, max_bytes)
+
+    def __call__(self, batch: Sequence[ReadableLogRecord], error: str) -> None:
+        if _managed.get():
+            return
+        records = [r for r in batch if is_usage_log_record(r)]
+        if not records:
+            return
+        if self._spool is None:
+            _stats.count_drop(f"export_failed:{self.name}", len(records), detail=error)
+        else:
+            _spill(self._spool, self.name, records, error)
+
+
+def replay(
+    spool_dir_or_file: str | os.PathLike[str],
+    exporter: LogRecordExporter,
+    *,
+    delete: bool = True,
+    max_export_batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Re-send a spool (a spool file, or every ``*.jsonl`` spool in a directory) to ``exporter``.
+
+    Oldest first, in batches, one attempt each; the first failure stops that file and keeps the rest of
+    it. Waits for an automatic drain of the same spool by a running processor to finish its chunk.
+
+    Args:
+        spool_dir_or_file: a spool directory or one of its files.
+        exporter: any ``LogRecordExporter``, the SDK's OTLP one included.
+        delete: remove what was delivered from the spool; with False the spool is left as it is (and a
+            later drain or replay sends the same logs again).
+        max_export_batch_size: logs per export call.
+
+    Returns:
+        How many usage logs were delivered.
+
+    Raises:
+        FileNotFoundError: ``spool_dir_or_file`` does not exist.
+        ValueError: ``max_export_batch_size`` is not a positive integer.
+    """
+    if not os.path.exists(spool_dir_or_file):
+        raise FileNotFoundError(f"no spool at {os.fspath(spool_dir_or_file)!r}")
+    batch_size = _setting("max_export_batch_size", max_export_batch_size, "", DEFAULT_BATCH_SIZE, 1)
+    delivered = 0
+    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    managed = _managed.set(True)
+    try:
+        for path in spool_files(spool_dir_or_file):
+            if not _looks_like_spool(path):
+                logger.warning("replay: %s is not a spool file; left as it is", path)
+                continue
+            reason = f"spool_corrupt:{os.path.basename(path)[: -len('.jsonl')] or 'spool'}"
+            with Spool(path, DEFAULT_SPOOL_MAX_BYTES).draining(blocking=True) as drainer:
+                assert drainer is not None
+                start: int | None = None
+                while (chunk := drainer.read(batch_size, start)) is not None:
+                    records = _decode_chunk(chunk.lines, reason)
+                    if records:
+                        ok, error = _export_once(exporter, records)
+                        if not ok:
+                            logger.warning("replay of %s stopped: %s", path, error)
+                            break
+                        delivered += len(records)
+                    if delete:
+                        drainer.commit(chunk)
+                    else:
+                        start = chunk.end
+    finally:
+        _managed.reset(managed)
+        detach(token)
+    return delivered
