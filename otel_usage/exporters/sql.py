@@ -57,6 +57,7 @@ from otel_usage import environment_variables as ev
 from otel_usage._config import env_int, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
+from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_schema import (
     COMPONENT,
     PreparedLog,
@@ -149,8 +150,13 @@ class SqlUsageExporter(LogRecordExporter):
         busy_timeout_millis: SQLite lock wait; default :envvar:`OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS`.
         engine_options: extra keyword arguments for :func:`sqlalchemy.create_engine`.
 
+    A batch that fails is the caller's to retry (``UsageBatchProcessor`` does). Under the SDK's own
+    processors, which discard a failed batch, it is spilled to ``OTEL_USAGE_SPOOL_DIR`` for
+    :func:`~otel_usage.exporters._delivery.replay`, or counted as ``export_failed:sql``.
+
     Raises:
-        ValueError: an invalid URL, table prefix or column name (from an argument or the environment).
+        ValueError: an invalid URL, table prefix or column name (from an argument or the environment), or
+            an unwritable ``OTEL_USAGE_SPOOL_DIR``.
         ImportError: the database driver is missing (with the ``pip install`` hint).
     """
 
@@ -189,7 +195,14 @@ class SqlUsageExporter(LogRecordExporter):
         self._schema_ready = False
         self._shutdown = False
         self._last_warning = 0.0
+        self._last_error = ""
         self._insert_logs = self._build_insert_logs()
+        self._memory = self._backend == "sqlite" and (
+            self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
+        )
+        # one shared connection for an in-memory database: one user at a time
+        self._memory_lock = threading.RLock() if self._memory else None
+        self._fallback = ExportFailureFallback(default_name(self))
         _live.add(self)
 
     # --- public API -----------------------------------------------------------------------------------
@@ -213,15 +226,22 @@ class SqlUsageExporter(LogRecordExporter):
         """
         if self._shutdown:
             logger.warning("SqlUsageExporter.export called after shutdown; %d record(s) not stored", len(batch))
+            self._fallback(batch, "the SQL exporter is shut down")
             return LogRecordExportResult.FAILURE
         try:
             logs = [log for log in (usage_log_of(record) for record in batch) if log is not None]
             if not logs:
                 return LogRecordExportResult.SUCCESS
             with suppress_instrumentation():
-                return self._export_logs(logs)
+                result = self._export_logs(logs)
+            if result == LogRecordExportResult.FAILURE:
+                self._fallback(batch, self._last_error)
+            return result
         except Exception as exc:  # noqa: BLE001 - an exporter reports failure, it never raises (logged there)
-            internal_error(exc, "SqlUsageExporter.export")
+            try:
+                internal_error(exc, "SqlUsageExporter.export")
+            finally:
+                self._fallback(batch, f"{type(exc).__name__}: {exc}")
             return LogRecordExportResult.FAILURE
 
     def get_usage(
@@ -369,10 +389,11 @@ class SqlUsageExporter(LogRecordExporter):
         with self._lock:
             self._schema_ready = False  # a dropped table or a new database: check the schema again
         _stats.count("sql_export_failures")
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self._last_error = f"{self.url}: {first_line}"
         now = time.monotonic()
         if now - self._last_warning >= _WARNING_INTERVAL_SECONDS:
             self._last_warning = now
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             logger.warning("SqlUsageExporter could not store %d usage log(s) in %s: %s", n, self.url, first_line)
 
     # --- engine and schema ----------------------------------------------------------------------------
@@ -400,9 +421,8 @@ class SqlUsageExporter(LogRecordExporter):
         options: dict[str, Any] = {"json_serializer": dumps}
         connect_args: dict[str, Any] = {}
         if self._backend == "sqlite":
-            memory = self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
             connect_args["timeout"] = self._busy_timeout_millis / 1000.0
-            if memory:
+            if self._memory:
                 options["poolclass"] = StaticPool
                 connect_args["check_same_thread"] = False
         else:
@@ -418,7 +438,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     @contextlib.contextmanager
     def _connect(self, write: bool) -> Iterator[Connection]:
-        with self._get_engine().connect() as conn:
+        with self._memory_lock or contextlib.nullcontext(), self._get_engine().connect() as conn:
             if write and self._backend == "sqlite":
                 conn.execution_options(**{_BEGIN_IMMEDIATE: True})
             yield conn

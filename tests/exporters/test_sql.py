@@ -478,3 +478,43 @@ def test_through_a_logger_provider(tmp_path: Any) -> None:
     reader = SqlUsageExporter(f"sqlite:///{tmp_path / 'x.db'}")
     assert reader.get_usage() == [as_stored(make_log(1))]
     reader.shutdown()
+
+
+def test_in_memory_database_is_shared_between_threads(exporter_factory: Any) -> None:
+    """sqlite:// keeps one database for the exporter, whichever thread exports or reads."""
+    import threading
+
+    exporter = exporter_factory("sqlite://")
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(exporter.export([make_record(make_log(i))])))
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [SUCCESS] * 4
+    assert _numbers(exporter.get_usage()) == [3, 2, 1, 0]
+
+
+def test_failure_under_the_sdk_processor_is_spilled_for_replay(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, exporter_factory: Any, clean_stats: None
+) -> None:
+    """Under the SDK's own processor (which discards failed batches) a failed batch goes to the spool."""
+    from otel_usage.exporters._delivery import replay
+
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("OTEL_USAGE_SPOOL_DIR", str(spool))
+    down = exporter_factory(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(down))
+    logger = provider.get_logger("otel_usage")
+    for i in range(3):
+        logger.emit(event_name=USAGE_LOG_EVENT, body=make_log(i))
+    logger.emit(body="not a usage log")
+    provider.shutdown()
+    assert _stats.stats()["dropped_total"] == 0
+    target = exporter_factory(f"sqlite:///{tmp_path / 'x.db'}")
+    assert replay(spool, target) == 3
+    assert sorted(_numbers(target.get_usage())) == [0, 1, 2]
