@@ -56,7 +56,7 @@ class RoutedUsageExporter(LogRecordExporter):
         return self.exporter.export(chosen)
 
     def shutdown(self) -> None:
-        self.exporter.shutdown()
+        self.exporter.shutdown()  # type: ignore[no-untyped-call,unused-ignore]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self.exporter.force_flush(timeout_millis))
