@@ -85,18 +85,23 @@ class UsagePipeline:
         settings: CoreSettings,
         processors: Sequence[UsageProcessor] = (),
         owns_providers: bool = False,
+        pending: PendingPipeline | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.logger_provider = logger_provider
         self.settings = settings
         self.emitter = LogEmitter(logger_provider, processors)
-        self.span_processor = UsageSpanProcessor(self.emitter, settings)
+        if pending is not None:
+            self.span_processor = pending.bind(self.emitter)
+        else:
+            self.span_processor = UsageSpanProcessor(self.emitter, settings)
         self.exporters: list[LogRecordExporter] = []
         self.log_processors: list[LogRecordProcessor] = []
         self._owns_providers = owns_providers
         self._stopped = False
         self._lock = threading.Lock()
-        tracer_provider.add_span_processor(self.span_processor)
+        if pending is None:  # else it is on the provider already: the configurator handed it to the SDK
+            tracer_provider.add_span_processor(self.span_processor)
         setattr(tracer_provider, _PROCESSOR_TAG, self.span_processor)
 
     def add_exporter(self, exporter: LogRecordExporter, processor: LogRecordProcessor | None = None) -> None:
@@ -343,6 +348,72 @@ def _at_exit() -> None:
         shutdown(5000)
     except Exception:
         logger.exception("otel_usage: failed to flush usage logs at exit")
+
+
+class PendingPipeline:
+    """The span processor of a pipeline whose providers do not exist yet.
+
+    The configurator hands :attr:`span_processor` to the SDK (``span_processors=[...]``), so it is on the
+    tracer provider from the moment the provider exists; :meth:`complete` then builds the
+    :class:`UsagePipeline` around it and makes it the one :func:`configure`, :func:`force_flush`,
+    :func:`shutdown` and ``stats()`` act on.
+    """
+
+    def __init__(self, settings: CoreSettings) -> None:
+        self.settings = settings
+        self._emitter: LogEmitter | None = None
+        self.span_processor = UsageSpanProcessor(self._emit, settings)
+
+    def _emit(self, root: Any) -> None:
+        emitter = self._emitter
+        if emitter is not None:
+            emitter(root)
+        else:  # only a unit of work that ended before complete(): nothing can send it anywhere
+            from otel_usage import _stats
+
+            _stats.count_drop("no_pipeline")
+
+    def bind(self, emitter: LogEmitter) -> UsageSpanProcessor:
+        self._emitter = emitter
+        return self.span_processor
+
+    def complete(
+        self,
+        tracer_provider: TracerProvider,
+        logger_provider: LoggerProvider,
+        exporters: Iterable[LogRecordExporter],
+    ) -> UsagePipeline:
+        """Build the pipeline on the providers the SDK built, add the exporters, install it process-wide.
+
+        Raises:
+            ValueError: a pipeline is installed already.
+        """
+        pipeline = UsagePipeline(tracer_provider, logger_provider, self.settings, pending=self)
+        for exporter in exporters:
+            pipeline.add_exporter(exporter)
+        install_pipeline(pipeline)
+        return pipeline
+
+
+def install_pipeline(pipeline: UsagePipeline) -> None:
+    """Make ``pipeline`` the process-wide one (as :func:`configure` would) and flush it at exit.
+
+    Its settings become the probes' policy. At exit it is flushed before the OpenTelemetry providers shut
+    down (``atexit`` runs last-registered first and this is registered after they were built).
+
+    Raises:
+        ValueError: a pipeline is installed already.
+    """
+    global _pipeline, _atexit_registered
+    with _lock:
+        if _pipeline is not None:
+            raise ValueError("an otel_usage pipeline is configured already")
+        apply_settings(pipeline.settings)
+        _pipeline = pipeline
+        RUNTIME.changed()
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
 
 
 def _reset_for_tests(hook: Callable[[], None] | None = None) -> None:

@@ -11,11 +11,14 @@ decided by the wrapped sampler (default ``ParentBased(ALWAYS_ON)``), with two gu
   ratio-sampled, and an upstream ``traceparent`` with the sampled flag off does not silently
   suppress usage logs. ``record_unsampled=False`` lets trace sampling thin usage logs too.
 
-Selectable as ``OTEL_TRACES_SAMPLER=usage_level`` with ``OTEL_TRACES_SAMPLER_ARG`` = threshold name.
+Selectable as ``OTEL_TRACES_SAMPLER=usage_level`` with ``OTEL_TRACES_SAMPLER_ARG`` = threshold name (see
+:func:`usage_level_sampler`: the argument becomes the process threshold).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
@@ -30,10 +33,13 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from otel_usage import environment_variables as ev
 from otel_usage._levels import THRESHOLD, Level, parse_level
 from otel_usage._runtime import HIDDEN, LEVEL_ATTR
 
 __all__ = ["LevelSampler", "usage_level_sampler"]
+
+logger = logging.getLogger(__name__)
 
 _LEVELS = {level.name: int(level) for level in Level}
 
@@ -98,7 +104,33 @@ def _parent_state(parent_context: Context | None) -> TraceState | None:
 
 
 def usage_level_sampler(argument: str | None) -> LevelSampler:
-    """Factory for ``OTEL_TRACES_SAMPLER=usage_level``: the argument is a threshold name (or unset)."""
-    if argument is None or not argument.strip():
-        return LevelSampler()
-    return LevelSampler(threshold=argument.strip())
+    """Factory for ``OTEL_TRACES_SAMPLER=usage_level``; the argument (``OTEL_TRACES_SAMPLER_ARG``) is a level name.
+
+    The argument is the process threshold, so that probes (which skip their span below it) and the
+    sampler agree: it is applied at once and becomes the default of ``OTEL_USAGE_LEVEL`` for whatever
+    reads the environment later (:func:`otel_usage.configure`, the configurator, child processes). An
+    ``OTEL_USAGE_LEVEL`` that is already set wins (a different argument is a warning). The sampler
+    itself follows the process threshold, so ``set_level()`` and ``configure(level=...)`` move both.
+    An argument that names no level is a warning, and the threshold is left as it is.
+    ``OTEL_USAGE_RECORD_UNSAMPLED`` is honoured.
+    """
+    from otel_usage._config import env_bool
+
+    sampler = LevelSampler(record_unsampled=env_bool(ev.OTEL_USAGE_RECORD_UNSAMPLED, True))
+    if argument is None or not str(argument).strip():
+        return sampler
+    try:
+        level = parse_level(str(argument))
+    except ValueError as exc:
+        logger.warning("Ignoring OTEL_TRACES_SAMPLER_ARG=%r for the usage_level sampler (%s)", argument, exc)
+        return sampler
+    explicit = os.environ.get(ev.OTEL_USAGE_LEVEL, "").strip()
+    if explicit:
+        if explicit.upper() != level.name:
+            logger.warning(
+                "Ignoring OTEL_TRACES_SAMPLER_ARG=%r: %s=%r is set and wins", argument, ev.OTEL_USAGE_LEVEL, explicit
+            )
+        return sampler
+    os.environ[ev.OTEL_USAGE_LEVEL] = level.name
+    THRESHOLD.value = int(level)
+    return sampler

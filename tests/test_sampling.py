@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_usage import DEBUG, DEFAULT, INFO, LevelSampler, traced_usage
+from otel_usage import DEBUG, DEFAULT, INFO, LevelSampler, get_level, set_level, traced_usage
 from otel_usage._runtime import HIDDEN, LEVEL_ATTR
 from otel_usage._sampling import usage_level_sampler
 from otel_usage.testing import capture_usage
@@ -120,7 +120,14 @@ def test_sampler_on_a_plain_provider_hides_other_spans_in_filtered_probe():
     assert context.get_current() is not None
 
 
-@pytest.mark.parametrize(("arg", "expected"), [(None, "current"), ("info", "INFO"), (" DEBUG ", "DEBUG")])
-def test_usage_level_factory(arg, expected):
-    """OTEL_TRACES_SAMPLER=usage_level builds a LevelSampler from the argument."""
-    assert f"threshold={expected}" in usage_level_sampler(arg).get_description()
+@pytest.mark.parametrize(("arg", "expected"), [(None, "DEFAULT"), ("info", "INFO"), (" DEBUG ", "DEBUG")])
+def test_usage_level_factory(arg, expected, monkeypatch):
+    """OTEL_TRACES_SAMPLER=usage_level: the argument becomes the process threshold, which the sampler follows."""
+    monkeypatch.setenv("OTEL_USAGE_LEVEL", "")
+    saved = get_level()
+    try:
+        set_level(DEFAULT)
+        assert "threshold=current" in usage_level_sampler(arg).get_description()
+        assert get_level().name == expected
+    finally:
+        set_level(saved)

@@ -1,0 +1,138 @@
+"""The ``otel_usage`` configurator: OpenTelemetry's stock SDK set-up plus the usage pipeline.
+
+Loaded by ``opentelemetry-instrument`` from the ``opentelemetry_configurator`` entry point ``otel_usage``
+(chosen with ``OTEL_PYTHON_CONFIGURATOR=otel_usage``, which the ``otel_usage`` distro sets by default). It
+builds the tracer, meter and logger providers exactly as the SDK's own configurator does, from the same
+``OTEL_*`` variables, and adds:
+
+- the sampler: whatever ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` name (stock names, entry
+  points, ``usage_level``), wrapped in :class:`~otel_usage.LevelSampler`;
+- the usage span processor, handed to the SDK with ``span_processors=[...]``;
+- the usage logs pipeline: the exporters of ``OTEL_USAGE_EXPORTERS`` (default ``file``), each behind its
+  own processor, on the SDK's logger provider; it is the pipeline ``otel_usage.stats()``,
+  ``force_flush()`` and ``shutdown()`` act on, and a later ``otel_usage.configure()`` extends it.
+
+With ``OTEL_CONFIG_FILE`` the SDK ignores configurator arguments: the providers come from the file and
+the usage processor is added to them afterwards (levels still gate probes; the file's sampler is kept).
+With ``OTEL_SDK_DISABLED=true`` the stock set-up runs and probes record nothing.
+
+The ``opentelemetry_post_instrument`` hook :func:`ensure_pipeline` covers the case where another
+configurator (opentelemetry-distro's, when it is found first) built the providers: it adds the usage
+pipeline to them, with a warning saying what to set to get the full set-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_usage import _pipeline
+from otel_usage import environment_variables as ev
+from otel_usage._config import CoreSettings, env_bool
+from otel_usage._levels import parse_level
+
+__all__ = ["UsageConfigurator", "ensure_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+#: The entry-point name of this configurator and of the distro.
+NAME = "otel_usage"
+
+_state = {"configurator_ran": False}
+
+
+class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignore]
+    """The SDK's configurator, plus the usage sampler, span processor and logs pipeline."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        _state["configurator_ran"] = True
+        _warn_if_other_distro()
+        if env_bool("OTEL_SDK_DISABLED", False):
+            self._stock(**kwargs)
+            _pipeline.configure()
+            return
+        if os.environ.get("OTEL_CONFIG_FILE", "").strip():
+            self._stock(**kwargs)
+            logger.info("otel_usage: OTEL_CONFIG_FILE is set; adding the usage pipeline to the providers it built")
+            _pipeline.configure()
+            return
+        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            logger.warning("otel_usage: a tracer provider was set before the configurator ran; extending it instead")
+            self._stock(**kwargs)
+            _pipeline.configure()
+            return
+        settings = CoreSettings.from_env()
+        level_before = os.environ.get(ev.OTEL_USAGE_LEVEL)
+        sampler = _pipeline._resolve_sampler(kwargs.get("sampler"), settings)
+        level_after = os.environ.get(ev.OTEL_USAGE_LEVEL)
+        if level_after != level_before and level_after:  # the usage_level sampler's argument set the threshold
+            settings = _replace_level(settings, level_after)
+        exporters = _pipeline._exporters_from_env()  # before the providers: an unknown name fails first
+        pending = _pipeline.PendingPipeline(settings)
+        processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]
+        self._stock(**{**kwargs, "sampler": sampler, "span_processors": processors})
+        tracer_provider = trace.get_tracer_provider()
+        logger_provider = _logs.get_logger_provider()
+        if not isinstance(tracer_provider, TracerProvider) or not isinstance(logger_provider, LoggerProvider):
+            logger.warning("otel_usage: the SDK did not build the providers; usage logs use private ones")
+            _pipeline.configure(exporters=exporters)
+            return
+        pipeline = pending.complete(tracer_provider, logger_provider, exporters)
+        logger.debug("otel_usage: usage pipeline configured (%s)", pipeline.settings)
+
+    def _stock(self, **kwargs: Any) -> None:
+        """The SDK's own set-up (``_OTelSDKConfigurator._configure``)."""
+        super()._configure(**kwargs)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def _replace_level(settings: CoreSettings, level: str) -> CoreSettings:
+    import dataclasses
+
+    try:
+        return dataclasses.replace(settings, level=parse_level(level))
+    except ValueError:
+        return settings
+
+
+def _warn_if_other_distro() -> None:
+    from otel_usage import _distro
+
+    if _distro.ran() or os.environ.get("OTEL_PYTHON_DISTRO"):
+        return
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    if all(ep.name == NAME for ep in entry_points(group="opentelemetry_distro")):
+        return
+    logger.warning(
+        "otel_usage: another distro set OpenTelemetry's defaults (with opentelemetry-distro: traces, metrics and "
+        "logs over OTLP to localhost). Set OTEL_PYTHON_DISTRO=otel_usage to use otel_usage's defaults."
+    )
+
+
+def ensure_pipeline() -> None:
+    """``opentelemetry_post_instrument`` hook: give usage logs a pipeline if another configurator ran.
+
+    Does nothing when the ``otel_usage`` configurator ran (it built the pipeline), when a pipeline exists
+    (the application called :func:`otel_usage.configure`), or with ``OTEL_SDK_DISABLED=true``.
+    """
+    try:
+        if _state["configurator_ran"] or _pipeline.get_pipeline() is not None or env_bool("OTEL_SDK_DISABLED", False):
+            return
+        chosen = os.environ.get("OTEL_PYTHON_CONFIGURATOR", "").strip()
+        report = logger.info if chosen else logger.warning
+        report(
+            "otel_usage: the %s configurator built the OpenTelemetry providers, not otel_usage's; usage logs are "
+            "recorded by adding otel_usage's pipeline to them, but its level sampler is not installed (spans of "
+            "other instrumentations inside a probe below the threshold are kept). For the full set-up set "
+            "OTEL_PYTHON_CONFIGURATOR=otel_usage and OTEL_PYTHON_DISTRO=otel_usage.",
+            repr(chosen) if chosen else "first-found",
+        )
+        _pipeline.configure()
+    except Exception:
+        logger.exception("otel_usage: could not add the usage pipeline; no usage log will be recorded")
