@@ -231,7 +231,7 @@ OTEL_USAGE_SQL_TABLE_PREFIX = "OTEL_USAGE_SQL_TABLE_PREFIX"
 .. envvar:: OTEL_USAGE_SQL_TABLE_PREFIX
 
 Prefix of the SQL exporter's table names (``<prefix>logs``, ``<prefix>calls``, ``<prefix>schema``); an
-identifier (letters, digits, ``_``) or empty. An invalid value is an error. Default: ``usage_``.
+identifier (letters, digits, ``_``). An invalid value is an error. Default: ``usage_``.
 """
 
 OTEL_USAGE_SQL_COLUMNS = "OTEL_USAGE_SQL_COLUMNS"

@@ -176,9 +176,8 @@ class SqlUsageExporter(LogRecordExporter):
         else:
             mapping = parse_columns(columns)
         if table_prefix is None:
-            prefix = os.environ.get(ev.OTEL_USAGE_SQL_TABLE_PREFIX, DEFAULT_TABLE_PREFIX).strip()
-            if prefix:
-                validate_identifier(prefix, f"table prefix ({ev.OTEL_USAGE_SQL_TABLE_PREFIX})")
+            prefix = env_str(ev.OTEL_USAGE_SQL_TABLE_PREFIX, DEFAULT_TABLE_PREFIX)
+            validate_identifier(prefix, f"table prefix ({ev.OTEL_USAGE_SQL_TABLE_PREFIX})")
         else:
             prefix = table_prefix
         if busy_timeout_millis is None:
