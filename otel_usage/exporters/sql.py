@@ -97,7 +97,7 @@ _live: weakref.WeakSet[SqlUsageExporter] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for exporter in list(_live):
-        exporter._forget_engine()
+        exporter._after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -396,6 +396,13 @@ class SqlUsageExporter(LogRecordExporter):
             logger.warning("SqlUsageExporter could not store %d usage log(s) in %s: %s", n, self.url, first_line)
 
     # --- engine and schema ----------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (another thread of the parent may have held them), no engine."""
+        self._lock = threading.RLock()
+        if self._memory_lock is not None:
+            self._memory_lock = threading.RLock()
+        self._forget_engine()
 
     def _forget_engine(self) -> None:
         """In a forked child: drop the parent's pooled connections without closing them under its feet."""
