@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
+WAKE_AT = 512
 
 
 class _Skip:
@@ -167,9 +168,9 @@ class Root(Entry):
     truncated: int
     created: float
     ended_at: float
-    events: list[tuple[int, str, Any, dict[str, Any]]]
-    lines: list[tuple[Any, ...]]
-    timers: list[list[Any]]
+    events: list[tuple[int, str, Any, dict[str, Any]]] | None
+    lines: list[tuple[Any, ...]] | None
+    timers: list[list[Any]] | None
 
     def __init__(self, span_id: int, name: str) -> None:  # flat, not super(): this runs per unit of work
         self.span_id = span_id
@@ -201,9 +202,9 @@ class Root(Entry):
         self.truncated = 0
         self.created = time.monotonic()
         self.ended_at = 0.0
-        self.events = []
-        self.lines = []
-        self.timers = []
+        self.events = None
+        self.lines = None
+        self.timers = None
 
 
 Emit = Callable[[Root], None]
@@ -340,7 +341,7 @@ class UsageSpanProcessor(SpanProcessor):
             _stats.count_drop(_SKIP_DROPPED_ROOT.reason)
             return
         setattr(span, ENTRY_ATTR, root)
-        if self._worker is None or self._pid != os.getpid():
+        if self._worker is None:
             self._ensure_worker()
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -357,13 +358,12 @@ class UsageSpanProcessor(SpanProcessor):
         if entry is None:
             return
         entry.end_ns = span.end_time or 0
-        entry.name = span.name
-        status = span.status
-        if status.status_code is _ERROR:
+        if span.status.status_code is _ERROR:
             entry.status_error = True
             if entry.error is None:
                 entry.error = _error_from_span(span)
         if entry.probe is None:
+            entry.name = span.name
             attributes = span.attributes
             if attributes:
                 entry.attributes = attributes
@@ -377,7 +377,6 @@ class UsageSpanProcessor(SpanProcessor):
             else:
                 late = False
                 if entry is root:
-                    root.ended_at = time.monotonic()
                     resource = span.resource
                     if resource is not self._resource:
                         self._resource = resource
@@ -387,6 +386,7 @@ class UsageSpanProcessor(SpanProcessor):
                         ready = True
                     else:
                         root.state = WAITING
+                        root.ended_at = time.monotonic()
                         self._waiting[root.span_id] = root
                 else:
                     root.pending -= 1
@@ -400,8 +400,9 @@ class UsageSpanProcessor(SpanProcessor):
         if late:
             _stats.count_drop(_SKIP_LATE.reason)
         elif ready:
-            self._ensure_worker()
-            if len(self._ready) >= 512:
+            if self._worker is None:
+                self._ensure_worker()
+            if len(self._ready) >= WAKE_AT:
                 self._wake.set()
 
     def discard(self, entry: Entry) -> bool:
@@ -559,6 +560,7 @@ class UsageSpanProcessor(SpanProcessor):
             if worker is not None and worker is not threading.current_thread():
                 worker.join(5.0)
             self._drain(final=True)
+            self._live.clear()
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.shutdown")
 

@@ -60,6 +60,8 @@ class LevelSampler(Sampler):
         record_unsampled: bool = True,
     ) -> None:
         self._delegate = delegate if delegate is not None else ParentBased(ALWAYS_ON)
+        # The default delegate's decision, computed inline: the sampler runs for every span.
+        self._parent_based_on = delegate is None
         self._threshold = None if threshold is None else int(parse_level(threshold))
         self._record_unsampled = record_unsampled
 
@@ -85,6 +87,15 @@ class LevelSampler(Sampler):
                 threshold = THRESHOLD.value if self._threshold is None else self._threshold
                 if _LEVELS.get(str(level), 0) < threshold:
                     return SamplingResult(Decision.DROP, None, _parent_state(parent_context))
+        if self._parent_based_on:
+            parent = get_current_span(parent_context).get_span_context()
+            if not parent.is_valid:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
+            if parent.trace_flags.sampled:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+            if self._record_unsampled:
+                return SamplingResult(Decision.RECORD_ONLY, attributes, parent.trace_state)
+            return SamplingResult(Decision.DROP, None, parent.trace_state)
         result = self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP and self._record_unsampled:
             return SamplingResult(

@@ -70,6 +70,21 @@ def set_verbosity(level: int) -> None:
     VERBOSITY.value = level
 
 
+_lists_lock = threading.Lock()
+
+
+def _append(root: Any, field: str, item: Any) -> None:
+    """Append to one of the root's lists, created on first use (most logs have none)."""
+    items = getattr(root, field)
+    if items is None:
+        with _lists_lock:
+            items = getattr(root, field)
+            if items is None:
+                items = []
+                setattr(root, field, items)
+    items.append(item)
+
+
 def _root_here() -> Any:
     if HIDDEN.get():
         return None
@@ -91,7 +106,7 @@ def event(name: str, data: Any = None) -> None:
         if root is None:
             _standalone_event(name, snapshot)
             return
-        root.events.append((time.time_ns(), name, snapshot, get_info()))
+        _append(root, "events", (time.time_ns(), name, snapshot, get_info()))
         span = trace.get_current_span()
         attributes = {"otel_usage.event.data": json.dumps(snapshot, ensure_ascii=False)} if data is not None else {}
         span.add_event(name, attributes=attributes)
@@ -110,7 +125,7 @@ def _standalone_event(name: str, snapshot: Any) -> None:
     if _recorded(entry):
         entry.probe = _Spec(name, EVENT_TRACKER)
         entry.params = {}
-        entry.root.events.append((time.time_ns(), name, snapshot, get_info()))
+        _append(entry.root, "events", (time.time_ns(), name, snapshot, get_info()))
     span.add_event(name)
     span.end()
 
@@ -146,7 +161,7 @@ class _LogLines:
             line: tuple[Any, ...] = (time.time_ns(), level, str(text))
             if data is not None:
                 line = (*line, _params.serialize(data))
-            root.lines.append(line)
+            _append(root, "lines", line)
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "log line")
 
@@ -220,7 +235,7 @@ class timer(contextlib.ContextDecorator):
                 _stats.count_drop("timer_outside_unit_of_work")
             else:
                 record = [self.name, time.time_ns(), 0]
-                root.timers.append(record)
+                _append(root, "timers", record)
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "timer")
         self._stack.append(record)
