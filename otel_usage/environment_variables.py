@@ -278,6 +278,50 @@ A missing or invalid file is a warning. Default: unset.
 
 # --- Flask ------------------------------------------------------------------------------------------
 
+OTEL_USAGE_FLASK_MODE = "OTEL_USAGE_FLASK_MODE"
+"""
+.. envvar:: OTEL_USAGE_FLASK_MODE
+
+Which Flask requests are tracked: ``exclude`` tracks every request (static files aside) except excluded
+views and blueprints, requests that match no route (404) included; ``include`` tracks only included
+views and blueprints. Also an ``app.config`` key. Default: ``exclude``.
+"""
+
+OTEL_USAGE_FLASK_TRUSTED_PROXIES = "OTEL_USAGE_FLASK_TRUSTED_PROXIES"
+"""
+.. envvar:: OTEL_USAGE_FLASK_TRUSTED_PROXIES
+
+How many reverse proxies in front of the Flask app append to ``X-Forwarded-For``: the request's
+``client_ip`` is the entry that many hops from the right. ``0`` ignores the header (a client can write
+anything in it) and uses the peer address. Also an ``app.config`` key. Default: ``0``.
+"""
+
+OTEL_USAGE_FLASK_VISITOR_COOKIE = "OTEL_USAGE_FLASK_VISITOR_COOKIE"
+"""
+.. envvar:: OTEL_USAGE_FLASK_VISITOR_COOKIE
+
+``true``: unique-visitor tracking. A random visitor id is kept in a cookie signed with the app's
+``secret_key`` (HttpOnly, SameSite=Lax, Secure over HTTPS) and recorded as ``request.visitor``. Also an
+``app.config`` key. Default: ``false``.
+"""
+
+OTEL_USAGE_FLASK_TRACK_STATIC = "OTEL_USAGE_FLASK_TRACK_STATIC"
+"""
+.. envvar:: OTEL_USAGE_FLASK_TRACK_STATIC
+
+``true``: requests for static files (the ``static`` endpoints of the app and its blueprints) are tracked
+too. Also an ``app.config`` key. Default: ``false``.
+"""
+
+OTEL_USAGE_FLASK_GEOIP_DATABASE = "OTEL_USAGE_FLASK_GEOIP_DATABASE"
+"""
+.. envvar:: OTEL_USAGE_FLASK_GEOIP_DATABASE
+
+Path of a local MaxMind database (GeoIP2 or GeoLite2: City, Country or ASN) used to record
+``request.geo`` from the client address; never a network call. Needs ``pip install 'otel-usage[geo]'``.
+A missing file is an error at start-up. Also an ``app.config`` key. Default: unset (no ``geo``).
+"""
+
 # --- Transactions: events, log lines, timers ---------------------------------------------------------
 
 OTEL_USAGE_LOG_VERBOSITY = "OTEL_USAGE_LOG_VERBOSITY"
