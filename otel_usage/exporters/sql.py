@@ -104,7 +104,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _normalize_url(url: str | URL) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise ValueError(f"invalid database URL: {exc}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()

@@ -438,6 +438,12 @@ def test_unsupported_database_is_rejected() -> None:
         SqlUsageExporter("mysql://app@db.invalid/usage")
 
 
+def test_malformed_url_is_a_value_error() -> None:
+    """A URL SQLAlchemy cannot parse is a ValueError at construction."""
+    with pytest.raises(ValueError, match="invalid database URL"):
+        SqlUsageExporter("not a url")
+
+
 def test_shutdown_refuses_further_exports(tmp_path: Any) -> None:
     """After shutdown the engine is gone and export returns FAILURE; reading still works."""
     exporter = SqlUsageExporter(f"sqlite:///{tmp_path / 'x.db'}")
