@@ -20,8 +20,9 @@ OTEL_USAGE_EXPORTERS = "OTEL_USAGE_EXPORTERS"
 """
 .. envvar:: OTEL_USAGE_EXPORTERS
 
-Comma-separated usage exporters built by :func:`otel_usage.configure`: ``file``, ``sql``, ``otlp``,
-``console``, or ``none``. Default: ``file``.
+Comma-separated usage exporters built by :func:`otel_usage.configure` and, under
+``opentelemetry-instrument``, by the ``otel_usage`` configurator: ``file``, ``sql``, ``otlp``, ``console``,
+or ``none``. An unknown name is an error at start-up. Default: ``file``.
 """
 
 OTEL_USAGE_MAX_PENDING_LOGS = "OTEL_USAGE_MAX_PENDING_LOGS"
@@ -78,6 +79,7 @@ OTEL_USAGE_REDACT = "OTEL_USAGE_REDACT"
 Comma-separated extra name fragments whose parameters, data and info values are replaced by
 ``"[REDACTED]"`` (matched case-insensitively, ignoring ``-`` and ``_``). Added to the built-in list
 (password, passwd, secret, token, authorization, cookie, api_key, session, credit card, ...).
+Default: empty.
 """
 
 OTEL_USAGE_REDACT_DEFAULTS = "OTEL_USAGE_REDACT_DEFAULTS"
@@ -122,8 +124,8 @@ OTEL_USAGE_RECORD_UNSAMPLED = "OTEL_USAGE_RECORD_UNSAMPLED"
 """
 .. envvar:: OTEL_USAGE_RECORD_UNSAMPLED
 
-``true`` (default): spans that trace sampling drops are still recorded (RECORD_ONLY) so usage logs
-stay complete; ``false`` lets trace sampling thin usage logs too.
+``true``: spans that trace sampling drops are still recorded (RECORD_ONLY) so usage logs stay complete;
+``false`` lets trace sampling thin usage logs too. Default: ``true``.
 """
 
 # --- Exporters -----------------------------------------------------------------------------------
