@@ -27,6 +27,7 @@ from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats
 from otel_usage._transaction import UsageLogHandler, event, log, timer, transaction
+from otel_usage.exporters._delivery import replay
 from otel_usage.version import __version__
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "get_tracker",
     "log",
     "register_representation",
+    "replay",
     "set_level",
     "shutdown",
     "stats",

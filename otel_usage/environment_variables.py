@@ -326,6 +326,14 @@ A missing file is an error at start-up. Also an ``app.config`` key. Default: uns
 
 # --- Transactions: events, log lines, timers ---------------------------------------------------------
 
+OTEL_USAGE_FILE_FORMAT = "OTEL_USAGE_FILE_FORMAT"
+"""
+.. envvar:: OTEL_USAGE_FILE_FORMAT
+
+Line format of the file exporter: ``json`` (the usage log itself, default) or ``logdefer``
+(LogDefer's JSON message: ``start``, ``end``, ``logs``, ``timers``, ``data``).
+"""
+
 OTEL_USAGE_LOG_VERBOSITY = "OTEL_USAGE_LOG_VERBOSITY"
 """
 .. envvar:: OTEL_USAGE_LOG_VERBOSITY

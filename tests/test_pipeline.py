@@ -235,6 +235,7 @@ def test_public_api_is_pinned():
             "get_tracker",
             "log",
             "register_representation",
+            "replay",
             "set_level",
             "shutdown",
             "stats",

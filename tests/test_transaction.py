@@ -358,3 +358,39 @@ def test_logdefer_formatter_matches_the_documented_shape():
     assert message["data"]["usage"]["trace_id"] == log_["trace_id"]
     assert isinstance(message["start"], float) and isinstance(message["end"], float)
     assert json.loads(format_logdefer(log_)) == json.loads(json.dumps(message))
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_file_exporter_writes_logdefer_lines(tmp_path, monkeypatch, how):
+    """OTEL_USAGE_FILE_FORMAT=logdefer (or formatter="logdefer") writes LogDefer messages."""
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    from otel_usage.exporters.file import FileUsageExporter
+
+    path = tmp_path / "ld.jsonl"
+    if how == "environment":
+        monkeypatch.setenv("OTEL_USAGE_FILE_FORMAT", "LogDefer")
+        exporter = FileUsageExporter(path)
+    else:
+        exporter = FileUsageExporter(path, formatter="logdefer")
+
+    @traced_usage
+    def f():
+        log.info("hello")
+
+    with capture_usage() as usage:
+        usage.pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
+        f()
+        usage.flush()
+    (line,) = path.read_text().splitlines()
+    message = json.loads(line)
+    assert set(message) == {"start", "end", "logs", "data"}
+    assert message["logs"][0][1:] == [30, "hello"]
+
+
+def test_unknown_file_format_is_an_error(tmp_path):
+    """An unknown format name is a clear error at configuration time."""
+    from otel_usage.exporters.file import FileUsageExporter
+
+    with pytest.raises(ValueError, match="logdefer"):
+        FileUsageExporter(tmp_path / "x.jsonl", formatter="xml")

@@ -105,6 +105,17 @@ def _count(arg: str, value: Any, env_name: str, default: int) -> int:
     return value
 
 
+def _named_format(name: str) -> Callable[[UsageLog], str] | None:
+    key = name.strip().lower()
+    if key == "json":
+        return None
+    if key == "logdefer":
+        from otel_usage._logdefer import format_logdefer
+
+        return format_logdefer
+    raise ValueError(f"unknown file format {name!r} (expected json or logdefer)")
+
+
 class FileUsageExporter(LogRecordExporter):
     """Appends usage logs to a JSON Lines file (see the module documentation).
 
@@ -113,7 +124,9 @@ class FileUsageExporter(LogRecordExporter):
         max_bytes: rotation size, 0 for never (``OTEL_USAGE_FILE_MAX_BYTES``, 0).
         backup_count: rotated files kept, at least 1 when rotating (``OTEL_USAGE_FILE_BACKUP_COUNT``, 5).
         fsync: ``"never"`` or ``"batch"`` (``OTEL_USAGE_FILE_FSYNC``, never).
-        formatter: turns a usage log into one line without its newline (default :func:`json_line`).
+        formatter: turns a usage log into one line without its newline, or a format name: ``"json"``
+            (default, :func:`json_line`) or ``"logdefer"`` (LogDefer's message, for LogDefer tooling)
+            (``OTEL_USAGE_FILE_FORMAT``).
 
     Raises:
         ValueError: an invalid argument, or a path that cannot be written.
@@ -126,7 +139,7 @@ class FileUsageExporter(LogRecordExporter):
         max_bytes: int | None = None,
         backup_count: int | None = None,
         fsync: str | None = None,
-        formatter: Callable[[UsageLog], str] | None = None,
+        formatter: Callable[[UsageLog], str] | str | None = None,
     ) -> None:
         source = "path"
         if path is None:
@@ -145,6 +158,10 @@ class FileUsageExporter(LogRecordExporter):
             self._fsync = fsync.strip().lower() == "batch"
         else:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}")
+        if formatter is None:
+            formatter = env_parsed(ev.OTEL_USAGE_FILE_FORMAT, None, _named_format)
+        elif isinstance(formatter, str):
+            formatter = _named_format(formatter)
         if formatter is not None and not callable(formatter):
             raise ValueError(f"formatter must be callable, got {formatter!r}")
         self._formatter = formatter or json_line

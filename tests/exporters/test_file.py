@@ -282,7 +282,8 @@ def test_no_arguments_reads_the_environment(tmp_path: Path, monkeypatch: pytest.
         {"max_bytes": 1000, "backup_count": 0},
         {"fsync": "always"},
         {"fsync": True},
-        {"formatter": "logdefer"},
+        {"formatter": "xml"},
+        {"formatter": 42},
     ],
 )
 def test_bad_arguments_raise(tmp_path: Path, kwargs: dict[str, Any]) -> None:
