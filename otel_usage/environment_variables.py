@@ -330,8 +330,8 @@ OTEL_USAGE_FILE_FORMAT = "OTEL_USAGE_FILE_FORMAT"
 """
 .. envvar:: OTEL_USAGE_FILE_FORMAT
 
-Line format of the file exporter: ``json`` (the usage log itself, default) or ``logdefer``
-(LogDefer's JSON message: ``start``, ``end``, ``logs``, ``timers``, ``data``).
+Line format of the file exporter: ``json`` (the usage log itself) or ``logdefer`` (LogDefer's JSON
+message: ``start``, ``end``, ``logs``, ``timers``, ``data``). Default: ``json``.
 """
 
 OTEL_USAGE_LOG_VERBOSITY = "OTEL_USAGE_LOG_VERBOSITY"

@@ -87,6 +87,8 @@ def file_exporter(attribute: str) -> Callable[[Path], Any]:
         exporter = FileUsageExporter()
         try:
             value = getattr(exporter, attribute)
+            if attribute == "_formatter":
+                return value.__name__
             return Path(value).name if attribute == "path" else value
         finally:
             exporter.shutdown()
@@ -152,6 +154,7 @@ CASES = [
     Case(ev.OTEL_USAGE_FILE_MAX_BYTES, file_exporter("_max_bytes"), "1000", 1000, "-1", 0),
     Case(ev.OTEL_USAGE_FILE_BACKUP_COUNT, file_exporter("_backup_count"), "2", 2, "x", 5),
     Case(ev.OTEL_USAGE_FILE_FSYNC, file_exporter("_fsync"), "batch", True, "sometimes", False),
+    Case(ev.OTEL_USAGE_FILE_FORMAT, file_exporter("_formatter"), "LogDefer", "format_logdefer", "xml", "json_line"),
     Case(ev.OTEL_USAGE_SQL_URL, sql_exporter(lambda e: e._url.database), "sqlite:///{tmp}/u.db", "{tmp}/u.db",
          "::not a url::", "usage.db", RAISES),
     Case(ev.OTEL_USAGE_SQL_TABLE_PREFIX, sql_exporter(lambda e: e._tables.prefix), "app_", "app_", "bad-prefix!",
