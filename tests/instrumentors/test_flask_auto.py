@@ -20,7 +20,7 @@ import pytest
 BIN = Path(sys.executable).parent
 INSTRUMENT = BIN / "opentelemetry-instrument"
 
-SERVICE = '''
+SERVICE = """
 def load_note(note_id):
     return {"id": note_id, "text": "note %d" % note_id}
 
@@ -28,9 +28,9 @@ def load_note(note_id):
 def save_note(note_id, text):
     load_note(note_id)
     return len(text)
-'''
+"""
 
-APP = '''
+APP = """
 import threading
 import urllib.error
 import urllib.request
@@ -74,7 +74,7 @@ for method, path, body, headers in calls:
     except urllib.error.HTTPError as err:
         print(method, path, err.code)
 server.shutdown()
-'''
+"""
 
 EXPECTED_OUTPUT = "GET /notes/1 200 note 1\nPOST /notes/2 200 5\nGET /missing 404\nGET /boom 500\n"
 

@@ -1,0 +1,110 @@
+"""``otel-usage demo``: the notes app under simulated users, end to end, and the command line around it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from otel_usage._demo import summarize
+from otel_usage.cli import main
+from otel_usage.exporters.sql import SqlUsageExporter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    """A short demo run serves real HTTP, stores one log per tracked request in SQLite and JSONL, and
+    prints a summary computed from the stored logs."""
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otel_usage",
+            "demo",
+            "--seconds",
+            "2",
+            "--users",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for heading in ("usage logs written", "Top users", "Top endpoints", "Slowest functions", str(out / "usage.db")):
+        assert heading in proc.stdout, proc.stdout
+    jsonl = [json.loads(line) for line in (out / "usage.jsonl").read_text().splitlines()]
+    sql = SqlUsageExporter(f"sqlite:///{out / 'usage.db'}", columns="request.username=user_name")
+    try:
+        stored = sql.get_usage(limit=100_000)
+        alice = sql.get_usage(limit=100_000, user_name="alice")
+    finally:
+        sql.shutdown()
+    assert len(jsonl) == len(stored) > 50
+    assert f"{len(stored)} usage logs written" in " ".join(proc.stdout.split())
+    assert {log["span_id"] for log in jsonl} == {log["span_id"] for log in stored}
+    assert alice and all(log["request"]["username"] == "alice" for log in alice)
+    endpoints = {log["request"]["endpoint"] for log in stored}
+    assert {"notes.show", "auth.login"} <= endpoints
+    assert not endpoints & {"health", "static"}  # excluded: no usage log
+    for log in stored:
+        request = log["request"]
+        assert request["client_ip"].startswith("203.0.113.") and request["remote_addr"] == "127.0.0.1"
+        assert request["visitor"] and request["user_agent"]["browser"]
+    shows = [log for log in stored if log["request"]["endpoint"] == "notes.show" and log["request"]["status"] == 200]
+    assert shows and shows[0]["data"][1]["function"] == "notes_app.services.get_note"
+
+
+def test_summarize_counts_users_endpoints_and_functions() -> None:
+    """The summary ranks users and endpoints by requests and functions by mean duration."""
+
+    def log(user: str | None, endpoint: str | None, duration: float, calls: list[tuple[str, float]]) -> dict:
+        data = [{"function": "GET x", "level": None, "duration": duration}]
+        data += [{"function": f, "level": "DEFAULT", "duration": d} for f, d in calls]
+        return {
+            "request": {"username": user, "endpoint": endpoint, "status": 200, "visitor": user},
+            "duration": duration,
+            "status": "ok",
+            "data": data,
+        }
+
+    logs = [
+        log("alice", "notes.show", 0.01, [("get_note", 0.002)]),
+        log("alice", "notes.show", 0.03, [("get_note", 0.004), ("render", 0.02)]),
+        log(None, None, 0.001, []),
+    ]
+    summary = summarize(logs)
+    assert summary.logs == 3 and summary.visitors == 1 and summary.errors == 0
+    assert summary.users == [("alice", 2), ("(anonymous)", 1)]
+    assert summary.endpoints[0] == ("notes.show", 2, 0.02)
+    assert [f[0] for f in summary.functions] == ["render", "get_note"]
+    assert summary.functions[1] == ("get_note", 2, 0.003, 0.004)
+    assert summary.statuses == {200: 3}
+
+
+def test_command_line_help_and_errors(tmp_path: Path, capsys) -> None:
+    """``otel-usage`` without a command shows the help; bad options and a missing app fail cleanly."""
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+    assert main(["demo", "--help"]) == 0
+    assert "--seconds" in capsys.readouterr().out
+    assert main(["demo", "--seconds", "-1"]) == 2
+    assert main(["nonsense"]) == 2
+    assert main(["demo", "--app-dir", str(tmp_path / "nowhere"), "--no-progress", "--out", str(tmp_path)]) == 1
+    assert "source checkout" in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    """The ``otel-usage`` console script runs (installed with the package)."""
+    script = Path(sys.executable).parent / "otel-usage"
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("otel-usage "), proc.stderr
