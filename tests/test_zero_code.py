@@ -240,6 +240,35 @@ def test_bad_and_missing_targets_warn_by_name(tmp_path):
     assert calls(usage_logs(tmp_path / "usage.jsonl")) == [[("orders.list_orders", 0)]]
 
 
+LINGERING_APP = """
+import sys, time
+sys.path.insert(0, {examples!r})
+from zero_code_shop.orders import list_orders
+list_orders("alice")
+time.sleep(1.5)  # several export rounds
+"""
+
+
+def test_probing_what_the_exporter_calls_does_not_loop(tmp_path):
+    """Probing json.dumps, which the console exporter calls, records the application's calls only.
+
+    Exporters deliver with instrumentation suppressed and probes record nothing then; otherwise each
+    export would record a json.dumps call, whose usage log would be exported, and so on forever.
+    """
+    app = tmp_path / "lingering.py"
+    app.write_text(LINGERING_APP.format(examples=str(APP.parent)))
+    env = {
+        ev.OTEL_USAGE_PROBES: "json:dumps, zero_code_shop.orders:list_orders",
+        ev.OTEL_USAGE_EXPORTERS: "console",
+        ev.OTEL_USAGE_EXPORT_DELAY_MILLIS: "50",
+        ev.OTEL_USAGE_SCHEDULE_DELAY_MILLIS: "20",
+    }
+    proc = instrument(tmp_path, env, app=app)
+    assert proc.returncode == 0, proc.stderr
+    logs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert calls(logs) == [[("orders.list_orders", 0)]]
+
+
 def test_probes_file(tmp_path):
     """OTEL_USAGE_PROBES_FILE holds long lists of targets in TOML."""
     (tmp_path / "probes.toml").write_text(

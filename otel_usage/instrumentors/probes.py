@@ -43,6 +43,8 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import wrapt
+from opentelemetry import context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined,unused-ignore]
 
 from otel_usage._errors import internal_error
@@ -202,18 +204,24 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
 
 
 def _call(probe: Callable[..., Any], bound: bool, generation: _Generation) -> Callable[..., Any]:
-    """The wrapt wrapper: the recording function gets ``self``/``cls`` back as its first argument."""
+    """The wrapt wrapper: the recording function gets ``self``/``cls`` back as its first argument.
+
+    Nothing is recorded while instrumentation is suppressed: exporters deliver under suppression, so a
+    probed function they call themselves (``json:dumps``, a database driver) cannot feed usage logs back
+    into the pipeline.
+    """
+    get_value = context.get_value
     if bound:
 
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if not generation.active or instance is None:
+            if not generation.active or instance is None or get_value(_SUPPRESS_INSTRUMENTATION_KEY):
                 return wrapped(*args, **kwargs)
             return probe(instance, *args, **kwargs)
 
     else:
 
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if not generation.active:
+            if not generation.active or get_value(_SUPPRESS_INSTRUMENTATION_KEY):
                 return wrapped(*args, **kwargs)
             return probe(*args, **kwargs)
 

@@ -419,6 +419,21 @@ def test_wrapped_functions_keep_name_doc_and_signature(make_module, instrumentor
     assert inspect.signature(shop.Cart.add_item) == before
 
 
+def test_nothing_is_recorded_while_instrumentation_is_suppressed(make_module, instrumentor):
+    """Exporters deliver under suppression: a probed function they call records nothing there."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    mod = make_module()
+    shop = importlib.import_module(mod)
+    instrumentor.instrument(probes=f"{mod}:charge, {mod}:Cart.total")
+    with capture_usage() as usage:
+        with suppress_instrumentation():
+            assert shop.charge(1) == 1
+            assert shop.Cart().total() == 0
+        shop.charge(2)
+    assert short(usage) == [["charge"]]
+
+
 # --- late imports, uninstrument, double wrapping --------------------------------------------------
 
 
