@@ -33,9 +33,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_usage import _pipeline
-from otel_usage import environment_variables as ev
 from otel_usage._config import CoreSettings, env_bool
-from otel_usage._levels import parse_level
+from otel_usage._sampling import adopt_sampler_argument
 
 __all__ = ["UsageConfigurator", "ensure_pipeline"]
 
@@ -67,12 +66,9 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
             self._stock(**kwargs)
             _pipeline.configure()
             return
+        adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         settings = CoreSettings.from_env()
-        level_before = os.environ.get(ev.OTEL_USAGE_LEVEL)
         sampler = _pipeline._resolve_sampler(kwargs.get("sampler"), settings)
-        level_after = os.environ.get(ev.OTEL_USAGE_LEVEL)
-        if level_after != level_before and level_after:  # the usage_level sampler's argument set the threshold
-            settings = _replace_level(settings, level_after)
         exporters = _pipeline._exporters_from_env()  # before the providers: an unknown name fails first
         pending = _pipeline.PendingPipeline(settings)
         processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]
@@ -89,15 +85,6 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
     def _stock(self, **kwargs: Any) -> None:
         """The SDK's own set-up (``_OTelSDKConfigurator._configure``)."""
         super()._configure(**kwargs)  # type: ignore[no-untyped-call,unused-ignore]
-
-
-def _replace_level(settings: CoreSettings, level: str) -> CoreSettings:
-    import dataclasses
-
-    try:
-        return dataclasses.replace(settings, level=parse_level(level))
-    except ValueError:
-        return settings
 
 
 def _warn_if_other_distro() -> None:

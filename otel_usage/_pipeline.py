@@ -34,7 +34,7 @@ from otel_usage._levels import THRESHOLD
 from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
 from otel_usage._runtime import RUNTIME
-from otel_usage._sampling import LevelSampler, usage_level_sampler
+from otel_usage._sampling import LevelSampler, adopt_sampler_argument, usage_level_sampler
 from otel_usage._transaction import VERBOSITY, install_logging_bridge
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
@@ -260,6 +260,7 @@ def configure(
     """
     global _pipeline, _atexit_registered
     with _lock:
+        adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         core = CoreSettings.from_env(**settings)
         if env_bool("OTEL_SDK_DISABLED", False):
             RUNTIME.disabled = True

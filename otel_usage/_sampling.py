@@ -37,7 +37,7 @@ from otel_usage import environment_variables as ev
 from otel_usage._levels import THRESHOLD, Level, parse_level
 from otel_usage._runtime import HIDDEN, LEVEL_ATTR
 
-__all__ = ["LevelSampler", "usage_level_sampler"]
+__all__ = ["LevelSampler", "adopt_sampler_argument", "usage_level_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,30 +118,54 @@ def usage_level_sampler(argument: str | None) -> LevelSampler:
     """Factory for ``OTEL_TRACES_SAMPLER=usage_level``; the argument (``OTEL_TRACES_SAMPLER_ARG``) is a level name.
 
     The argument is the process threshold, so that probes (which skip their span below it) and the
-    sampler agree: it is applied at once and becomes the default of ``OTEL_USAGE_LEVEL`` for whatever
-    reads the environment later (:func:`otel_usage.configure`, the configurator, child processes). An
-    ``OTEL_USAGE_LEVEL`` that is already set wins (a different argument is a warning). The sampler
-    itself follows the process threshold, so ``set_level()`` and ``configure(level=...)`` move both.
-    An argument that names no level is a warning, and the threshold is left as it is.
-    ``OTEL_USAGE_RECORD_UNSAMPLED`` is honoured.
+    sampler agree: it becomes the default of ``OTEL_USAGE_LEVEL`` (see :func:`adopt_sampler_argument`) and,
+    when it does, is applied at once. An ``OTEL_USAGE_LEVEL`` that is set wins (a different argument is a
+    warning), and so does an explicit ``configure(level=...)``. The sampler itself follows the process
+    threshold, so ``set_level()`` moves both. An argument that names no level is a warning, and the
+    threshold is left as it is. ``OTEL_USAGE_RECORD_UNSAMPLED`` is honoured.
     """
     from otel_usage._config import env_bool
 
     sampler = LevelSampler(record_unsampled=env_bool(ev.OTEL_USAGE_RECORD_UNSAMPLED, True))
+    level = _argument_level(argument, warn=True)
+    if level is not None and _adopt(level, argument, warn=True):
+        THRESHOLD.value = int(level)
+    return sampler
+
+
+def adopt_sampler_argument() -> None:
+    """With ``OTEL_TRACES_SAMPLER=usage_level``, make a valid ``OTEL_TRACES_SAMPLER_ARG`` the default of
+    ``OTEL_USAGE_LEVEL`` now, before settings are read (so that explicit arguments still win over it).
+
+    Quiet: the factory reports a bad argument when it builds the sampler.
+    """
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() != "usage_level":
+        return
+    argument = os.environ.get("OTEL_TRACES_SAMPLER_ARG")
+    level = _argument_level(argument, warn=False)
+    if level is not None:
+        _adopt(level, argument, warn=False)
+
+
+def _argument_level(argument: str | None, warn: bool) -> Level | None:
     if argument is None or not str(argument).strip():
-        return sampler
+        return None
     try:
-        level = parse_level(str(argument))
+        return parse_level(str(argument))
     except ValueError as exc:
-        logger.warning("Ignoring OTEL_TRACES_SAMPLER_ARG=%r for the usage_level sampler (%s)", argument, exc)
-        return sampler
+        if warn:
+            logger.warning("Ignoring OTEL_TRACES_SAMPLER_ARG=%r for the usage_level sampler (%s)", argument, exc)
+        return None
+
+
+def _adopt(level: Level, argument: str | None, warn: bool) -> bool:
+    """Set ``OTEL_USAGE_LEVEL`` to ``level`` unless it is set; True when it was set here."""
     explicit = os.environ.get(ev.OTEL_USAGE_LEVEL, "").strip()
     if explicit:
-        if explicit.upper() != level.name:
+        if warn and explicit.upper() != level.name:
             logger.warning(
                 "Ignoring OTEL_TRACES_SAMPLER_ARG=%r: %s=%r is set and wins", argument, ev.OTEL_USAGE_LEVEL, explicit
             )
-        return sampler
+        return False
     os.environ[ev.OTEL_USAGE_LEVEL] = level.name
-    THRESHOLD.value = int(level)
-    return sampler
+    return True

@@ -321,3 +321,31 @@ def test_usage_level_sampler_honours_record_unsampled(monkeypatch):
     assert usage_level_sampler(None).should_sample(parent, 1, "s").decision is Decision.DROP
     monkeypatch.setenv(ev.OTEL_USAGE_RECORD_UNSAMPLED, "true")
     assert usage_level_sampler(None).should_sample(parent, 1, "s").decision is Decision.RECORD_ONLY
+
+
+SAMPLER_THEN_CONFIGURE = """
+import otel_usage
+otel_usage.configure(exporters=[]{arg})
+print(otel_usage.get_level().name, type(otel_usage.get_pipeline().tracer_provider.sampler).__name__)
+"""
+
+
+@pytest.mark.parametrize(("arg", "expected"), [("", "INFO"), (", level='DEBUG'", "DEBUG")])
+def test_configure_with_the_usage_level_sampler(arg, expected):
+    """configure() under OTEL_TRACES_SAMPLER=usage_level: the argument is the threshold; level= still wins."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST"))}
+    env.update({"OTEL_TRACES_SAMPLER": "usage_level", "OTEL_TRACES_SAMPLER_ARG": "info"})
+    proc = subprocess.run(
+        [sys.executable, "-c", SAMPLER_THEN_CONFIGURE.format(arg=arg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [expected, "LevelSampler"]
+    assert "OTEL_TRACES_SAMPLER_ARG" not in proc.stderr
