@@ -26,8 +26,9 @@ Rules:
 - ``[a,b]`` includes, ``[-c]`` excludes (exclude wins), both may be mixed; with a glob, names a function
   lacks are ignored for it; without one, naming a parameter the function does not have is a warning and
   the target is left alone (a typo in an exclude list must not leak the value it meant to hide).
-- An unknown level is a warning and the probe records at ``DEFAULT``; a target that cannot be parsed is a
-  warning naming it and is skipped. Nothing here ever raises into the application.
+- From the environment, an unknown level is a warning and the probe records at ``DEFAULT``; a target that
+  cannot be parsed is a warning naming it and is skipped: nothing here ever raises into the application.
+  Explicit Python arguments (``instrument(probes=...)``) are validated strictly: ``ValueError``.
 
 The file form (:envvar:`OTEL_USAGE_PROBES_FILE`) is TOML, read with :mod:`tomllib` (``tomli`` on Python
 3.10). Its top level, or its ``[tool.otel_usage]`` table (so ``pyproject.toml`` works), may hold::
@@ -113,6 +114,18 @@ class ProbeTarget:
         return f"{text!r} ({self.source})" if self.source else repr(text)
 
 
+def _problem(strict: bool, message: str, *args: object) -> None:
+    """A configuration problem: a warning, or with ``strict`` (explicit arguments) a ValueError.
+
+    The error is the warning without its "Ignoring " and its "; what happens instead" tail.
+    """
+    if strict:
+        text = message % args
+        text = text.removeprefix("Ignoring ").split("; ")[0]
+        raise ValueError(text[:1].upper() + text[1:])
+    logger.warning(message, *args)
+
+
 def match_name(name: str, pattern: str) -> bool:
     """Whether ``name`` matches one glob part; ``*`` and ``?`` never match a leading ``_``."""
     if not any(c in pattern for c in "*?"):
@@ -168,10 +181,10 @@ def _parse_params(spec: str) -> tuple[tuple[str, ...] | None, tuple[str, ...], b
     return (tuple(include) if only else None), tuple(exclude), record_return
 
 
-def parse_target(text: str, source: str = "") -> ProbeTarget:
+def parse_target(text: str, source: str = "", strict: bool = False) -> ProbeTarget:
     """Parse one target (see the module docstring).
 
-    An unknown level logs a warning naming the target and falls back to ``DEFAULT``.
+    An unknown level logs a warning naming the target and falls back to ``DEFAULT`` (an error if ``strict``).
 
     Raises:
         ValueError: the text is not a target.
@@ -200,6 +213,8 @@ def parse_target(text: str, source: str = "") -> ProbeTarget:
             level = parse_level(level_text)
         except ValueError as exc:
             where = f" ({source})" if source else ""
+            if strict:
+                raise
             logger.warning("Probe target %r%s: %s; recording it at DEFAULT", raw, where, exc)
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
@@ -218,14 +233,18 @@ def parse_target(text: str, source: str = "") -> ProbeTarget:
     )
 
 
-def parse_targets(text: str, source: str = ev.OTEL_USAGE_PROBES) -> list[ProbeTarget]:
-    """Parse a list of targets; each bad one is a warning naming it and ``source``, and is skipped."""
+def parse_targets(text: str, source: str = ev.OTEL_USAGE_PROBES, strict: bool = False) -> list[ProbeTarget]:
+    """Parse a list of targets; each bad one is a warning naming it and ``source``, and is skipped.
+
+    Raises:
+        ValueError: with ``strict`` (explicit arguments), the first bad target.
+    """
     targets: list[ProbeTarget] = []
     for item in _split(text):
         try:
-            targets.append(parse_target(item, source))
+            targets.append(parse_target(item, source, strict))
         except ValueError as exc:
-            logger.warning("Ignoring probe target %r in %s: %s", item, source, exc)
+            _problem(strict, "Ignoring probe target %r in %s: %s", item, source, exc)
     return targets
 
 
@@ -240,14 +259,14 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def _from_table(entry: Mapping[str, Any], source: str) -> ProbeTarget:
+def _from_table(entry: Mapping[str, Any], source: str, strict: bool) -> ProbeTarget:
     unknown = set(entry) - _TABLE_KEYS
     if unknown:
         raise ValueError(f"unknown keys {', '.join(sorted(unknown))} (expected {', '.join(sorted(_TABLE_KEYS))})")
     text = entry.get("target")
     if not isinstance(text, str):
         raise ValueError("missing 'target' (a string module:qualname)")
-    target = parse_target(text, source)
+    target = parse_target(text, source, strict)
     changes: dict[str, Any] = {}
     if "level" in entry:
         level = entry["level"]
@@ -265,47 +284,53 @@ def _from_table(entry: Mapping[str, Any], source: str) -> ProbeTarget:
     return dataclasses.replace(target, **changes)
 
 
-def load_probes_file(path: str | os.PathLike[str], source: str | None = None) -> list[ProbeTarget]:
-    """The targets of a TOML probes file; an unreadable file or a bad entry is a warning, never an error."""
+def load_probes_file(
+    path: str | os.PathLike[str], source: str | None = None, strict: bool = False
+) -> list[ProbeTarget]:
+    """The targets of a TOML probes file; an unreadable file or a bad entry is a warning, never an error.
+
+    Raises:
+        ValueError: with ``strict`` (a file given as an explicit argument), the first problem.
+    """
     label = source or str(path)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        logger.warning("Ignoring probes file %s: %s; no probe from it is installed", label, exc)
+        _problem(strict, "Ignoring probes file %s: %s; no probe from it is installed", label, exc)
         return []
     section: Any = data.get("tool", {}).get("otel_usage", data) if isinstance(data.get("tool"), dict) else data
     if not isinstance(section, dict):
-        logger.warning("Ignoring probes file %s: [tool.otel_usage] is not a table", label)
+        _problem(strict, "Ignoring probes file %s: [tool.otel_usage] is not a table", label)
         return []
     targets: list[ProbeTarget] = []
     strings = section.get("probes", [])
     if isinstance(strings, str):
         strings = [strings]
     if not isinstance(strings, list):
-        logger.warning("Ignoring 'probes' in %s: expected a list of strings", label)
+        _problem(strict, "Ignoring 'probes' in %s: expected a list of strings", label)
         strings = []
     for item in strings:
         if isinstance(item, str):
-            targets.extend(parse_targets(item, label))
+            targets.extend(parse_targets(item, label, strict))
         else:
-            logger.warning("Ignoring probe %r in %s: expected a string", item, label)
+            _problem(strict, "Ignoring probe %r in %s: expected a string", item, label)
     tables = section.get("probe", [])
     if isinstance(tables, dict):
         tables = [tables]
     if not isinstance(tables, list):
-        logger.warning("Ignoring [[probe]] in %s: expected an array of tables", label)
+        _problem(strict, "Ignoring [[probe]] in %s: expected an array of tables", label)
         tables = []
     for entry in tables:
         try:
             if not isinstance(entry, dict):
                 raise ValueError("expected a table")
-            targets.append(_from_table(entry, label))
+            targets.append(_from_table(entry, label, strict))
         except ValueError as exc:
-            logger.warning("Ignoring [[probe]] %r in %s: %s", entry, label, exc)
+            _problem(strict, "Ignoring [[probe]] %r in %s: %s", entry, label, exc)
     unknown = set(section) - {"probes", "probe"}
     if unknown and section is data:
-        logger.warning("Probes file %s: ignoring unknown keys %s", label, ", ".join(sorted(unknown)))
+        _problem(strict, "Probes file %s: ignoring unknown keys %s", label, ", ".join(sorted(unknown)))
     return targets
 
 
@@ -317,6 +342,9 @@ def targets_from_env(
     ``probes`` is a target string (as in :envvar:`OTEL_USAGE_PROBES`) or a list of target strings and
     :class:`ProbeTarget` objects; ``probes_file`` a TOML file. From the environment:
     :envvar:`OTEL_USAGE_PROBES` first, then :envvar:`OTEL_USAGE_PROBES_FILE`.
+
+    Raises:
+        ValueError: an explicit argument that is not valid (a bad value in the environment only warns).
     """
     targets: list[ProbeTarget] = []
     if probes is None and probes_file is None:
@@ -328,13 +356,17 @@ def targets_from_env(
             targets.extend(load_probes_file(path, f"{ev.OTEL_USAGE_PROBES_FILE}={path}"))
         return targets
     if isinstance(probes, str):
-        targets.extend(parse_targets(probes, "probes="))
-    else:
-        for item in probes or ():
+        targets.extend(parse_targets(probes, "probes=", strict=True))
+    elif probes is not None:
+        if not isinstance(probes, Iterable):
+            raise ValueError(f"probes must be a target string or a list of targets, got {probes!r}")
+        for item in probes:
             if isinstance(item, ProbeTarget):
                 targets.append(item)
+            elif isinstance(item, str):
+                targets.extend(parse_targets(item, "probes=", strict=True))
             else:
-                targets.extend(parse_targets(item, "probes="))
+                raise ValueError(f"probes: expected target strings or ProbeTarget objects, got {item!r}")
     if probes_file is not None:
-        targets.extend(load_probes_file(probes_file))
+        targets.extend(load_probes_file(probes_file, strict=True))
     return targets

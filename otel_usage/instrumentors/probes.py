@@ -47,6 +47,7 @@ from opentelemetry import context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined,unused-ignore]
 
+from otel_usage._config import env_bool
 from otel_usage._errors import internal_error
 from otel_usage._probe import _decorate
 from otel_usage._probe_targets import ProbeTarget, match_name, targets_from_env
@@ -89,7 +90,10 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
 
     ``instrument(probes=..., probes_file=...)``: explicit targets (a string in the
     :envvar:`OTEL_USAGE_PROBES` syntax or a list of strings / ``ProbeTarget``) and/or a TOML file; when
-    neither is given, the environment is read.
+    neither is given, the environment is read. A target or file given explicitly that cannot be parsed
+    or read raises ``ValueError``; the same from the environment is a warning. What can only be checked
+    when the module is there (a missing attribute, an unknown parameter) is always a warning.
+    With ``OTEL_SDK_DISABLED=true`` nothing is wrapped.
     """
 
     _lock = threading.RLock()
@@ -102,8 +106,13 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
         return []
 
     def _instrument(self, **kwargs: Any) -> None:
+        if env_bool("OTEL_SDK_DISABLED", False):
+            logger.debug("OTEL_SDK_DISABLED is true: no probe installed")
+            return
         try:
             targets = targets_from_env(kwargs.get("probes"), kwargs.get("probes_file"))
+        except ValueError:
+            raise  # a bad explicit argument (a bad environment value is only a warning)
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "probe targets")
             return

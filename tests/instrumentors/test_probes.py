@@ -648,6 +648,34 @@ def test_bad_probes_file_warns(tmp_path, caplog, content, message):
     assert str(path) in caplog.text
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"probes": "nonsense"},
+        {"probes": "a:f=LOUD"},
+        {"probes": ["a:f", 3]},
+        {"probes": 5},
+        {"probes_file": "/no/such/probes.toml"},
+    ],
+)
+def test_bad_explicit_arguments_raise(instrumentor, kwargs):
+    """A bad explicit argument is a ValueError at instrument() and leaves the instrumentor uninstrumented."""
+    with pytest.raises(ValueError):
+        instrumentor.instrument(**kwargs)
+    assert not instrumentor.is_instrumented_by_opentelemetry
+    assert ProbeInstrumentor._patches == {}
+
+
+def test_sdk_disabled_wraps_nothing(make_module, instrumentor, monkeypatch):
+    """With OTEL_SDK_DISABLED=true no function is wrapped at all."""
+    mod = make_module()
+    shop = importlib.import_module(mod)
+    original = shop.charge
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    instrumentor.instrument(probes=f"{mod}:charge")
+    assert shop.charge is original
+
+
 def test_instrumentation_dependencies_are_empty():
     """Nothing gates the probe instrumentor on the auto-instrumentation path."""
     assert list(ProbeInstrumentor().instrumentation_dependencies()) == []
