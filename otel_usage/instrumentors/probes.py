@@ -207,7 +207,11 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
         bound = isinstance(owner, type) and not isinstance(raw, staticmethod)
         wrapper = wrapt.FunctionWrapper(raw, _call(probe, bound, generation))
         setattr(wrapper, _MARK, target.text)
-        setattr(owner, name, wrapper)
+        try:
+            setattr(owner, name, wrapper)
+        except (AttributeError, TypeError) as exc:
+            logger.warning("Not probing %s (probe target %s): %s", path, target.describe(), exc)
+            return
         self._patches[key] = _Patch(owner, name, raw, own or not isinstance(owner, type), wrapper)
         logger.debug("probing %s.%s", target.module, path)
 

@@ -543,6 +543,30 @@ def test_bad_targets_warn_naming_them_and_never_raise(make_module, instrumentor,
     assert shop.charge(1) == 1
 
 
+LOCKED = """
+class Locked(type):
+    def __setattr__(cls, name, value):
+        raise TypeError("this class cannot be changed")
+
+
+class Vault(metaclass=Locked):
+    def open(self):
+        return "open"
+"""
+
+
+def test_a_class_that_refuses_the_wrapper_is_a_warning(make_module, instrumentor, caplog):
+    """A class whose attributes cannot be set is left alone, with a warning naming the target."""
+    mod = make_module(LOCKED)
+    shop = importlib.import_module(mod)
+    instrumentor.instrument(probes=f"{mod}:Vault.open")
+    assert shop.Vault().open() == "open"
+    assert f"Not probing Vault.open (probe target '{mod}:Vault.open' (probes=)): this class cannot be changed" in (
+        caplog.text
+    )
+    assert ProbeInstrumentor._patches == {}
+
+
 def test_own_packages_are_refused(instrumentor, caplog):
     """otel_usage and opentelemetry are never probed (recording the recorder would recurse)."""
     instrumentor.instrument(probes="otel_usage._pipeline:configure, opentelemetry.trace:get_tracer")
