@@ -70,6 +70,7 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
         settings = CoreSettings.from_env()
         sampler = _pipeline._resolve_sampler(kwargs.get("sampler"), settings)
         exporters = _pipeline._exporters_from_env()  # before the providers: an unknown name fails first
+        _warn_if_delivered_twice(exporters)
         pending = _pipeline.PendingPipeline(settings)
         processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]
         self._stock(**{**kwargs, "sampler": sampler, "span_processors": processors})
@@ -100,6 +101,21 @@ def _warn_if_other_distro() -> None:
         "otel_usage: another distro set OpenTelemetry's defaults (with opentelemetry-distro: traces, metrics and "
         "logs over OTLP to localhost). Set OTEL_PYTHON_DISTRO=otel_usage to use otel_usage's defaults."
     )
+
+
+def _warn_if_delivered_twice(exporters: list[Any]) -> None:
+    """``OTEL_LOGS_EXPORTER=usage_file`` next to the usage pipeline's own file exporter writes each log twice."""
+    stock = {name.strip().lower() for name in os.environ.get("OTEL_LOGS_EXPORTER", "").split(",")}
+    ours = {type(exporter).__name__ for exporter in exporters}
+    for entry_point, exporter_class in (("usage_file", "FileUsageExporter"), ("usage_sql", "SqlUsageExporter")):
+        if entry_point in stock and exporter_class in ours:
+            logger.warning(
+                "otel_usage: OTEL_LOGS_EXPORTER=%s and OTEL_USAGE_EXPORTERS both deliver usage logs to %s: each "
+                "log is written twice. Under otel_usage's configurator, name usage exporters in "
+                "OTEL_USAGE_EXPORTERS only.",
+                entry_point,
+                exporter_class,
+            )
 
 
 def ensure_pipeline() -> None:

@@ -216,6 +216,15 @@ def test_console_exporter_and_resource_attributes(tmp_path):
     assert not (tmp_path / "usage.jsonl").exists()
 
 
+def test_stock_and_usage_file_exporters_together_warn(tmp_path):
+    """OTEL_LOGS_EXPORTER=usage_file next to the default usage file exporter: a warning (each log written twice)."""
+    env = {ev.OTEL_USAGE_PROBES: "zero_code_shop.orders:list_orders", "OTEL_LOGS_EXPORTER": "usage_file"}
+    proc = instrument(tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "OTEL_LOGS_EXPORTER=usage_file and OTEL_USAGE_EXPORTERS both deliver usage logs" in proc.stderr
+    assert len(usage_logs(tmp_path / "usage.jsonl")) == 2
+
+
 def test_unknown_exporter_is_an_error_at_start(tmp_path):
     """OTEL_USAGE_EXPORTERS naming no exporter fails the set-up loudly (falling back would lose the logs)."""
     proc = instrument(tmp_path, {ev.OTEL_USAGE_PROBES: PROBES, ev.OTEL_USAGE_EXPORTERS: "file,bogus"})
