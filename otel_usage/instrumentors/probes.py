@@ -122,7 +122,11 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
             by_module: dict[str, list[ProbeTarget]] = {}
             for target in targets:
                 if target.module.split(".")[0] in _REFUSED:
-                    logger.warning("Ignoring probe target %s: otel_usage does not probe itself", target.describe())
+                    logger.warning(
+                        "Ignoring probe target %s: otel_usage does not probe its own machinery (%s)",
+                        target.describe(),
+                        ", ".join(_REFUSED),
+                    )
                     continue
                 by_module.setdefault(target.module, []).append(target)
             for module_name, module_targets in by_module.items():
