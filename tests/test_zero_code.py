@@ -394,24 +394,45 @@ def test_with_opentelemetry_distros_configurator(tmp_path, configurator_env):
         assert "OTEL_PYTHON_CONFIGURATOR=otel_usage" not in proc.stderr
 
 
+def listed_first(tmp_path: Path, groups: dict[str, str]) -> dict[str, str]:
+    """A distribution on PYTHONPATH, so importlib.metadata lists its entry points before site-packages'."""
+    site = tmp_path / "first"
+    dist = site / "listed_first-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: listed-first\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("".join(f"[{group}]\n{entry}\n\n" for group, entry in groups.items()))
+    return {"PYTHONPATH": str(site)}
+
+
 @needs_otel_distro
-def test_other_distro_first_is_explained(tmp_path):
-    """otel_usage's configurator under another distro's defaults warns which variable to set."""
-    env = {ev.OTEL_USAGE_PROBES: PROBES, "OTEL_PYTHON_CONFIGURATOR": "otel_usage", **NO_OTLP}
-    script = tmp_path / "pick.py"
-    script.write_text(
-        "from otel_usage import _configurator, _distro\n"
-        "from opentelemetry.distro import OpenTelemetryDistro\n"
-        "import os\n"
-        "OpenTelemetryDistro().configure()\n"
-        "_configurator.UsageConfigurator().configure()\n"
-        "print(os.environ['OTEL_TRACES_EXPORTER'])\n"
+def test_opentelemetry_distro_and_configurator_found_first(tmp_path):
+    """opentelemetry-distro's distro and configurator listed first, nothing selected: the post-instrument hook
+    adds the usage pipeline to the providers its configurator built, and says what to set."""
+    first = listed_first(
+        tmp_path,
+        {
+            "opentelemetry_distro": "distro = opentelemetry.distro:OpenTelemetryDistro",
+            "opentelemetry_configurator": "configurator = opentelemetry.distro:OpenTelemetryConfigurator",
+        },
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=clean_env(env), capture_output=True, text=True, check=False
-    )
+    proc = instrument(tmp_path, {ev.OTEL_USAGE_PROBES: PROBES, ev.OTEL_USAGE_LEVEL: "INFO", **NO_OTLP, **first})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == APP_OUTPUT
+    assert "Configuration of otel_usage not loaded, configurator already loaded" in proc.stderr
+    assert "set OTEL_PYTHON_CONFIGURATOR=otel_usage and OTEL_PYTHON_DISTRO=otel_usage" in proc.stderr
+    assert calls(usage_logs(tmp_path / "usage.jsonl"))[0] == INFO_CHECKOUT
+
+
+@needs_otel_distro
+def test_opentelemetry_distro_found_first_with_otel_usage_configurator(tmp_path):
+    """opentelemetry-distro's distro listed first, otel_usage's configurator runs: full pipeline, and a
+    warning that another distro's defaults apply."""
+    first = listed_first(tmp_path, {"opentelemetry_distro": "distro = opentelemetry.distro:OpenTelemetryDistro"})
+    env = {ev.OTEL_USAGE_PROBES: PROBES, "OTEL_PYTHON_CONFIGURATOR": "otel_usage", **NO_OTLP, **first}
+    proc = instrument(tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert "Set OTEL_PYTHON_DISTRO=otel_usage" in proc.stderr
+    assert calls(usage_logs(tmp_path / "usage.jsonl")) == DEFAULT_CALLS
 
 
 # --- pieces in isolation -------------------------------------------------------------------------------
