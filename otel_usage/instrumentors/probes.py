@@ -49,6 +49,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from otel_usage._config import env_bool
 from otel_usage._errors import internal_error
+from otel_usage._levels import THRESHOLD
 from otel_usage._probe import _decorate
 from otel_usage._probe_targets import ProbeTarget, match_name, targets_from_env
 
@@ -228,17 +229,24 @@ def _call(probe: Callable[..., Any], bound: bool, generation: _Generation) -> Ca
     into the pipeline.
     """
     get_value = context.get_value
+    threshold = THRESHOLD
+    level = probe.__otel_usage_probe__.level  # type: ignore[attr-defined]
+    # Below the threshold the probe only hides its callees: the suppression check is for recording.
     if bound:
 
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if not generation.active or instance is None or get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            if not generation.active or instance is None:
+                return wrapped(*args, **kwargs)
+            if level >= threshold.value and get_value(_SUPPRESS_INSTRUMENTATION_KEY):
                 return wrapped(*args, **kwargs)
             return probe(instance, *args, **kwargs)
 
     else:
 
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if not generation.active or get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            if not generation.active:
+                return wrapped(*args, **kwargs)
+            if level >= threshold.value and get_value(_SUPPRESS_INSTRUMENTATION_KEY):
                 return wrapped(*args, **kwargs)
             return probe(*args, **kwargs)
 
