@@ -446,6 +446,7 @@ class UsageSpanProcessor(SpanProcessor):
             self._worker.start()
 
     def _run(self) -> None:
+        HIDDEN.set(True)  # probes called by usage processors or exporters never produce usage logs
         token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             while not self._stopped:
@@ -483,6 +484,12 @@ class UsageSpanProcessor(SpanProcessor):
 
     def _drain(self, final: bool) -> int:
         batch = self._collect(final)
+        if not batch:
+            return 0
+        # Assembly may run usage processors and exporters, also on a flushing caller's thread: nothing
+        # they call is recorded (a probe there would feed logs back into the pipeline).
+        hidden = HIDDEN.set(True)
+        suppressed = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             for root in batch:
                 unfinished = root.end_ns == 0
@@ -499,10 +506,11 @@ class UsageSpanProcessor(SpanProcessor):
                         root.state = EMITTED
                         root.entries = []
         finally:
-            if batch:
-                with self._idle:
-                    self._busy = False
-                    self._idle.notify_all()
+            context.detach(suppressed)
+            HIDDEN.reset(hidden)
+            with self._idle:
+                self._busy = False
+                self._idle.notify_all()
         return len(batch)
 
     def _reset_after_fork(self) -> None:

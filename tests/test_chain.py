@@ -147,3 +147,18 @@ def test_failing_exporter_leaves_the_application_result_intact(exporter):
         assert cart_add(1) == "up"
         assert cart_add(0) == 0
     assert len(usage.logs) == 2
+
+
+def test_probe_called_by_a_usage_processor_makes_no_log():
+    """A processor that calls a probed function does not feed usage logs back into the pipeline."""
+
+    def lookup(log):
+        log["region"] = cart_add(0) or "eu"
+
+    with capture_usage(processors=[lookup]) as usage:
+        cart_add(0)
+        usage.flush()
+        usage.flush()
+    logs = usage.logs
+    assert len(logs) == 1
+    assert logs[0]["region"] == "eu"

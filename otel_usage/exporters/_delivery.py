@@ -73,6 +73,7 @@ from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._config import env_int, env_str
 from otel_usage._errors import handle_internal_errors, internal_error
+from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
 from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
 
@@ -457,10 +458,12 @@ class UsageBatchProcessor(LogRecordProcessor):
         """The worker's final pass, on the caller's thread (no worker, or it could not be started)."""
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         managed = _managed.set(True)
+        hidden = HIDDEN.set(True)
         try:
             with handle_internal_errors("UsageBatchProcessor.shutdown"):
                 self._work(final=True)
         finally:
+            HIDDEN.reset(hidden)
             _managed.reset(managed)
             detach(token)
 
@@ -477,6 +480,7 @@ class UsageBatchProcessor(LogRecordProcessor):
     # --- the worker --------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        HIDDEN.set(True)  # probes called by an exporter never produce usage logs (no feedback loop)
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         managed = _managed.set(True)
         try:

@@ -172,7 +172,14 @@ class SqlUsageExporter(LogRecordExporter):
         busy_timeout_millis: int | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._url = _normalize_url(url if url is not None else env_str(ev.OTEL_USAGE_SQL_URL, DEFAULT_URL))
+        if url is not None:
+            self._url = _normalize_url(url)
+        else:
+            raw = env_str(ev.OTEL_USAGE_SQL_URL, DEFAULT_URL)
+            try:
+                self._url = _normalize_url(raw)
+            except ValueError as exc:
+                raise ValueError(f"{ev.OTEL_USAGE_SQL_URL}={raw!r}: {exc}") from None
         if columns is None:
             columns_spec = env_str(ev.OTEL_USAGE_SQL_COLUMNS, "")
             mapping = parse_columns(columns_spec, ev.OTEL_USAGE_SQL_COLUMNS)
