@@ -37,8 +37,9 @@ SEED_NOTES = [
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 
 
-def create_app(db_path: str, *, tracking: dict[str, Any] | None = None) -> Flask:
-    """The notes app on the SQLite file ``db_path``, with usage tracking (``tracking``: its options)."""
+def create_app(db_path: str, *, tracking: dict[str, Any] | None = None, track: bool = True) -> Flask:
+    """The notes app on the SQLite file ``db_path``, with usage tracking (``tracking``: its options) unless
+    ``track`` is false (the probes stay: they are plain OpenTelemetry spans then)."""
     app = Flask(__name__, static_folder=STATIC)
     app.secret_key = os.environ.get("NOTES_SECRET_KEY", "notes-demo-secret")
     database = Database(db_path)
@@ -48,13 +49,14 @@ def create_app(db_path: str, *, tracking: dict[str, Any] | None = None) -> Flask
         [(author, title, body, ",".join(tags)) for author, title, body, tags in SEED_NOTES],
     )
 
-    usage = UsageTracking(app, user_getter=current_user_name, visitor_cookie=True, **(tracking or {}))
-
-    @usage.exclude
     @app.route("/health")
     def health() -> str:
         database.query("SELECT 1")
         return "ok"
+
+    if track:
+        usage = UsageTracking(app, user_getter=current_user_name, visitor_cookie=True, **(tracking or {}))
+        usage.exclude(health)  # probes and load balancers poll it: not user activity
 
     @app.route("/")
     def home() -> Any:

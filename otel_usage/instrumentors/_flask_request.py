@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 GeoResolver = Callable[[str], "Mapping[str, Any] | None"]
 
 _UA_CACHE_SIZE = 2048
+_VERIFIED_CACHE_SIZE = 8192
 
 
 def _text(value: Any) -> str | None:
@@ -136,18 +137,27 @@ def parse_user_agent(string: str) -> tuple[str | None, str | None, str | None, s
     return browser, version, os_name, device_name
 
 
-def _user_agent(request: Request) -> dict[str, Any]:
-    raw = request.headers.get("User-Agent", "")
-    string = _text(raw) or ""
-    browser, version, os_name, device = parse_user_agent(string[:512])
-    language = request.accept_languages.best
+@functools.lru_cache(maxsize=_UA_CACHE_SIZE)
+def _language(header: str) -> str | None:
+    """The preferred language of an Accept-Language header (cached per header value)."""
+    if not header:
+        return None
+    from werkzeug.datastructures import LanguageAccept
+    from werkzeug.http import parse_accept_header
+
+    return _text(parse_accept_header(header, LanguageAccept).best)
+
+
+def _user_agent(environ: Mapping[str, Any]) -> dict[str, Any]:
+    raw = environ.get("HTTP_USER_AGENT", "")
+    browser, version, os_name, device = parse_user_agent(raw[:512])
     return {
-        "string": string,
+        "string": _text(raw),
         "browser": browser,
         "version": version,
         "os": os_name,
         "device": device,
-        "language": _text(language),
+        "language": _language(environ.get("HTTP_ACCEPT_LANGUAGE", "")),
     }
 
 
@@ -172,7 +182,9 @@ def flask_login_user() -> str | None:
     return None if name is None else str(name)
 
 
-def _basic_user(request: Request) -> str | None:
+def _basic_user(request: Request, header: str) -> str | None:
+    if header[:6].lower() != "basic ":
+        return None
     auth = request.authorization
     if auth is None or auth.type != "basic":
         return None
@@ -206,33 +218,64 @@ def scrub_span_query(span: Any, request: Request, query: str) -> None:
             span.set_attribute(key, f"{request.base_url}?{query}")
 
 
+def _url(request: Request, environ: Mapping[str, Any], query: str | None) -> str:
+    """The full URL: as the client sent it when the server says (``RAW_URI``/``REQUEST_URI``), else rebuilt."""
+    if query is not None:
+        return f"{request.base_url}?{query}"
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if isinstance(raw, str) and raw.startswith("/"):
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{request.host}{raw}"
+    return request.url
+
+
+def _content_length(environ: Mapping[str, Any]) -> int | None:
+    raw = environ.get("CONTENT_LENGTH")
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def request_fields(request: Request, status: int, trusted_proxies: int, username: str | None) -> dict[str, Any]:
-    """The ``request`` info value (without ``visitor`` and ``geo``) for a request answered with ``status``."""
-    rule = request.url_rule
+    """The ``request`` info value (without ``visitor`` and ``geo``) for a request answered with ``status``.
+
+    ``request`` is the request object itself (not Flask's proxy); cheap ``environ`` reads are preferred to
+    request properties that parse.
+    """
     environ = request.environ
+    rule = request.url_rule
     remote_addr = environ.get("REMOTE_ADDR")
-    forwarded = request.headers.get("X-Forwarded-For")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    authorization = environ.get("HTTP_AUTHORIZATION")
     view_args = request.view_args
-    args = request.args
-    query = redacted_query(request) if args else None
+    query = url_args = None
+    if environ.get("QUERY_STRING"):
+        args = request.args
+        query = redacted_query(request)
+        url_args = _params.serialize({key: args.getlist(key) for key in args})
+    if username is None and authorization:
+        username = _basic_user(request, authorization)
     return {
         "method": request.method,
-        "url": _text(request.url if query is None else f"{request.base_url}?{query}"),
+        "url": _text(_url(request, environ, query)),
         "path": _text(request.path),
         "route": rule.rule if rule is not None else None,
         "endpoint": request.endpoint,
         "blueprint": request.blueprint,
         "view_args": _params.serialize(view_args) if view_args else {},
-        "url_args": _params.serialize({key: args.getlist(key) for key in args}) if args else {},
+        "url_args": url_args or {},
         "status": status,
         "remote_addr": remote_addr,
         "xforwardedfor": _text(forwarded),
         "client_ip": client_ip(remote_addr, forwarded, trusted_proxies),
-        "authorization": "Authorization" in request.headers,
-        "username": _text(username if username is not None else _basic_user(request)),
-        "user_agent": _user_agent(request),
-        "content_length": request.content_length,
-        "referrer": _text(request.referrer),
+        "authorization": authorization is not None,
+        "username": _text(username),
+        "user_agent": _user_agent(environ),
+        "content_length": _content_length(environ),
+        "referrer": _text(environ.get("HTTP_REFERER")),
     }
 
 
@@ -253,6 +296,8 @@ class VisitorCookie:
         self.max_age_seconds = max_age_seconds
         self.same_site = same_site
         self._signers: dict[bytes, Any] = {}
+        #: (key, cookie value) -> visitor id, for cookies whose signature was checked already.
+        self._verified: dict[tuple[str | bytes, str], str] = {}
 
     def _signer(self, secret: str | bytes) -> Any:
         key = secret.encode() if isinstance(secret, str) else bytes(secret)
@@ -272,14 +317,21 @@ class VisitorCookie:
         from itsdangerous import BadSignature
 
         signer = self._signer(secret)
-        raw = request.cookies.get(self.name)
+        header = request.environ.get("HTTP_COOKIE", "")
+        raw = request.cookies.get(self.name) if self.name in header else None
         if raw:
+            known = self._verified.get((secret, raw))
+            if known is not None:
+                return known, None
             try:
                 visitor: str = signer.unsign(raw).decode("ascii")
             except (BadSignature, UnicodeDecodeError):
                 pass
             else:
                 if len(visitor) == 32 and all(c in "0123456789abcdef" for c in visitor):
+                    if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                        self._verified.clear()
+                    self._verified[(secret, raw)] = visitor
                     return visitor, None
         visitor = secrets.token_hex(16)
         return visitor, signer.sign(visitor).decode("ascii")

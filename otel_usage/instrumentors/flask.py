@@ -439,8 +439,9 @@ class _AppState:
             internal_error(exc, "Flask usage tracking (got_request_exception)")
 
     def record(self, status: int, response: Response | None) -> None:
-        from flask import request
+        from flask import request as request_proxy
 
+        request: Request = request_proxy._get_current_object()  # type: ignore[attr-defined]
         environ = request.environ
         span = environ.get(SPAN_ENVIRON_KEY)
         if span is None:
@@ -456,7 +457,7 @@ class _AppState:
         if request.url_rule is None:
             method = request.method
             span.update_name(method if method in _METHODS else "HTTP")
-        if request.args:
+        if environ.get("QUERY_STRING"):
             query = redacted_query(request)
             if query is not None:
                 scrub_span_query(span, request, query)
