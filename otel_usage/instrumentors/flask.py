@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_usage import _stats
@@ -443,9 +442,9 @@ class _AppState:
 
         request: Request = request_proxy._get_current_object()  # type: ignore[attr-defined]
         environ = request.environ
-        span = environ.get(SPAN_ENVIRON_KEY)
-        if span is None:
-            span = trace.get_current_span()
+        # The server span of this very request (never "the current span": with an excluded URL there is
+        # none, and the current one may then be a caller's, for an app called in-process).
+        span: Any = environ.get(SPAN_ENVIRON_KEY)
         entry = getattr(span, ENTRY_ATTR, None)
         if not isinstance(entry, Entry) or entry.owner is None:
             return  # not recorded: no usage pipeline, a hidden subtree, or a dropped unit of work

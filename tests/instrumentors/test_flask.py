@@ -792,3 +792,34 @@ def test_before_request_answers_are_logged(usage: CapturedUsage, http: requests.
     with serve(app) as base:
         assert http.get(f"{base}/private/x").status_code == 401
     assert only(usage.logs)["request"]["status"] == 401
+
+
+def test_in_process_calls_never_touch_the_callers_log(usage: CapturedUsage) -> None:
+    """An app called in-process from a probe: a URL the stock instrumentation skips, or an excluded
+    view, neither writes a request field into the caller's log nor discards it."""
+    app, tracking = make_app(usage, excluded_urls="notes/9")
+
+    @tracking.exclude
+    @app.route("/quiet")
+    def quiet() -> str:
+        return "quiet"
+
+    @traced_usage
+    def job() -> list[int]:
+        client = app.test_client()
+        return [client.get("/notes/9").status_code, client.get("/quiet").status_code]
+
+    assert job() == [200, 200]
+    log = only(usage.logs)
+    assert "request" not in log
+    assert log["data"][0]["function"].endswith("<locals>.job")
+
+
+def test_with_flask_test_client(usage: CapturedUsage) -> None:
+    """The README's testing snippet: Flask's test client works as well as a real server."""
+    app, _ = make_app(usage)
+    assert app.test_client().get("/notes/1?x=1").status_code == 200
+    request = only(usage.logs)["request"]
+    assert request["route"] == "/notes/<int:note_id>"
+    assert request["url"] == "http://localhost/notes/1?x=1"
+    assert request["url_args"] == {"x": ["1"]}
