@@ -26,164 +26,27 @@ Settings: an explicit argument, else the ``app.config`` key named like the varia
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_usage import _stats
-from otel_usage import environment_variables as ev
-from otel_usage._config import env_parsed
 from otel_usage._errors import internal_error
-from otel_usage._processor import Entry
-from otel_usage._runtime import ENTRY_ATTR
 from otel_usage.instrumentors._flask_geo import MaxMindGeoResolver
-from otel_usage.instrumentors._flask_request import (
-    GeoResolver,
-    VisitorCookie,
-    flask_login_user,
-    redacted_query,
-    request_fields,
-    scrub_span_query,
-    warm_up_user_agent_parser,
-)
+from otel_usage.instrumentors._flask_hooks import EXTENSION_KEY, AppState, ensure_server_span
+from otel_usage.instrumentors._flask_request import GeoResolver, VisitorCookie, warm_up_user_agent_parser
+from otel_usage.instrumentors._flask_settings import FIELDS, FlaskUsageSettings, resolve_settings, strict
 
 if TYPE_CHECKING:
-    from flask import Flask, Request, Response
+    from flask import Flask, Request
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["FlaskUsageInstrumentor", "FlaskUsageSettings", "MaxMindGeoResolver", "UsageTracking"]
+__all__ = ["FlaskUsageInstrumentor", "FlaskUsageSettings", "MaxMindGeoResolver", "UsageTracking", "resolve_settings"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Key of the per-app state in ``app.extensions``.
-EXTENSION_KEY = "otel_usage"
-#: Where the stock Flask instrumentation keeps the request's server span in the WSGI environ.
-SPAN_ENVIRON_KEY = "opentelemetry-flask.span_key"
-_VISITOR_ENVIRON_KEY = "otel_usage.visitor"
-_MODES = ("include", "exclude")
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-_WARNING_INTERVAL_SECONDS = 60.0
-
-
-# --- settings ------------------------------------------------------------------------------------------
-
-
-def _parse_mode(raw: Any) -> str:
-    mode = str(raw).strip().lower()
-    if mode not in _MODES:
-        raise ValueError(f"expected 'include' or 'exclude', got {raw!r}")
-    return mode
-
-
-def _parse_count(raw: Any) -> int:
-    if isinstance(raw, bool):
-        raise ValueError(f"expected an integer >= 0, got {raw!r}")
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {raw!r}")
-    return value
-
-
-def _parse_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _parse_path(raw: Any) -> str | None:
-    text = str(raw).strip()
-    return text or None
-
-
-@dataclasses.dataclass(frozen=True)
-class FlaskUsageSettings:
-    """The settings of one tracked app.
-
-    Attributes:
-        mode: ``exclude`` (default): every request is tracked except excluded views and blueprints;
-            ``include``: only included views and blueprints are tracked.
-        trusted_proxies: reverse proxies in front of the app whose ``X-Forwarded-For`` entries are
-            trusted to find ``client_ip`` (0: the peer address is the client).
-        visitor_cookie: keep a random visitor id in a signed cookie and record it as ``visitor``.
-        track_static: also track static files (``static`` endpoints); default False.
-        geoip_database: a local MaxMind database file to resolve ``geo`` from ``client_ip``.
-    """
-
-    mode: str = "exclude"
-    trusted_proxies: int = 0
-    visitor_cookie: bool = False
-    track_static: bool = False
-    geoip_database: str | None = None
-
-
-#: field -> (environment variable / app.config key, parser)
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "mode": (ev.OTEL_USAGE_FLASK_MODE, _parse_mode),
-    "trusted_proxies": (ev.OTEL_USAGE_FLASK_TRUSTED_PROXIES, _parse_count),
-    "visitor_cookie": (ev.OTEL_USAGE_FLASK_VISITOR_COOKIE, _parse_bool),
-    "track_static": (ev.OTEL_USAGE_FLASK_TRACK_STATIC, _parse_bool),
-    "geoip_database": (ev.OTEL_USAGE_FLASK_GEOIP_DATABASE, _parse_path),
-}
-
-
-def _strict(name: str, parse: Callable[[Any], T], value: Any, source: str) -> T:
-    try:
-        return parse(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: invalid {name}: {exc}") from None
-
-
-def resolve_settings(explicit: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> FlaskUsageSettings:
-    """Explicit arguments (not None) > ``config`` keys (``app.config``) > environment > defaults.
-
-    Raises:
-        ValueError: an invalid explicit argument or config value (a bad environment value only warns).
-    """
-    defaults = FlaskUsageSettings()
-    values: dict[str, Any] = {}
-    for field, (variable, parse) in _FIELDS.items():
-        value = explicit.get(field)
-        if value is not None:
-            values[field] = _strict(field, parse, value, "argument")
-        elif config is not None and config.get(variable) is not None:
-            values[field] = _strict(field, parse, config[variable], f"app.config[{variable!r}]")
-        else:
-            values[field] = env_parsed(variable, getattr(defaults, field), parse)
-    return FlaskUsageSettings(**values)
-
-
-# --- failures of the user's callables ------------------------------------------------------------------
-
-_warned_lock = threading.Lock()
-_warned_at: dict[str, float] = {}
-
-
-def _call_user(kind: str, func: Callable[..., T], *args: Any) -> T | None:
-    """Run one of the application's callables (resolver, getter, hook): a failure is logged and counted."""
-    try:
-        return func(*args)
-    except Exception:
-        _stats.count(f"flask_{kind}_errors")
-        now = time.monotonic()
-        with _warned_lock:
-            last = _warned_at.get(kind)
-            if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
-                return None
-            _warned_at[kind] = now
-        logger.warning("otel_usage: the Flask %s failed (the response is not affected)", kind, exc_info=True)
-        return None
 
 
 # --- the extension -------------------------------------------------------------------------------------
@@ -243,7 +106,7 @@ class UsageTracking:
         }
         for name, value in self._explicit.items():
             if value is not None:
-                _strict(name, _FIELDS[name][1], value, "argument")
+                strict(name, FIELDS[name][1], value, "argument")
         callables = {"geo_resolver": geo_resolver, "user_getter": user_getter, "request_hook": request_hook}
         for name, func in callables.items():
             if func is not None and not callable(func):
@@ -370,148 +233,17 @@ class UsageTracking:
         if geo is None and settings.geoip_database:
             geo = MaxMindGeoResolver(settings.geoip_database)
         state = app.extensions.get(EXTENSION_KEY)
-        if isinstance(state, _AppState):
+        if isinstance(state, AppState):
             state.tracking, state.settings, state.geo = self, settings, geo
             return
-        instrumented_here = _ensure_server_span(app, self.tracer_provider, self.excluded_urls)
-        state = _AppState(app, self, settings, geo, instrumented_here)
+        instrumented_here = ensure_server_span(app, self.tracer_provider, self.excluded_urls)
+        state = AppState(app, self, settings, geo, instrumented_here)
         app.extensions[EXTENSION_KEY] = state
         app.after_request(state.after_request)
         from flask import got_request_exception
 
         got_request_exception.connect(state.on_exception, app, weak=False)
         warm_up_user_agent_parser()
-
-
-def _ensure_server_span(app: Flask, tracer_provider: TracerProvider | None, excluded_urls: str | None) -> bool:
-    """Instrument ``app`` with the stock Flask instrumentation unless it is (or is being) already.
-
-    Its ``before_request`` then runs first, so that requests answered by the app's own ``before_request``
-    hooks (a login redirect, a 401) have a span, and so a usage log, too. True when instrumented here.
-    """
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor, _InstrumentedFlask
-
-    if getattr(app, "_is_instrumented_by_opentelemetry", False) or isinstance(app, _InstrumentedFlask):
-        return False
-    FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
-        app, tracer_provider=tracer_provider, excluded_urls=excluded_urls
-    )
-    hook = getattr(app, "_before_request", None)
-    funcs = app.before_request_funcs.get(None)
-    if hook is not None and funcs and hook in funcs:
-        funcs.remove(hook)
-        funcs.insert(0, hook)
-    return True
-
-
-class _AppState:
-    """What one tracked app needs at request time; its bound methods are the app's hooks."""
-
-    def __init__(
-        self,
-        app: Flask,
-        tracking: UsageTracking,
-        settings: FlaskUsageSettings,
-        geo: GeoResolver | None,
-        instrumented_here: bool,
-    ) -> None:
-        self.app = app
-        self.tracking = tracking
-        self.settings = settings
-        self.geo = geo
-        self.instrumented_here = instrumented_here
-        self._secret_warned = False
-
-    def after_request(self, response: Response) -> Response:
-        try:
-            self.record(response.status_code, response)
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "Flask usage tracking (after_request)")
-        return response
-
-    def on_exception(self, sender: Any, exception: BaseException | None = None, **extra: Any) -> None:
-        """An unhandled error: record status 500 now, in case it propagates (debug, testing) and no
-        ``after_request`` follows; when it does follow, it records the final response."""
-        try:
-            self.record(500, None)
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "Flask usage tracking (got_request_exception)")
-
-    def record(self, status: int, response: Response | None) -> None:
-        from flask import request as request_proxy
-
-        request: Request = request_proxy._get_current_object()  # type: ignore[attr-defined]
-        environ = request.environ
-        # The server span of this very request (never "the current span": with an excluded URL there is
-        # none, and the current one may then be a caller's, for an app called in-process).
-        span: Any = environ.get(SPAN_ENVIRON_KEY)
-        entry = getattr(span, ENTRY_ATTR, None)
-        if not isinstance(entry, Entry) or entry.owner is None:
-            return  # not recorded: no usage pipeline, a hidden subtree, or a dropped unit of work
-        tracking, settings = self.tracking, self.settings
-        if not tracking.is_tracked(self.app, request, settings):
-            if entry.root is entry:
-                entry.owner.discard(entry)
-            return
-        if request.url_rule is None:
-            method = request.method
-            span.update_name(method if method in _METHODS else "HTTP")
-        if environ.get("QUERY_STRING"):
-            query = redacted_query(request)
-            if query is not None:
-                scrub_span_query(span, request, query)
-        getter = tracking.user_getter
-        username = _call_user("user_getter", getter) if getter is not None else flask_login_user()
-        fields = request_fields(request, status, settings.trusted_proxies, username)
-        cookie = None
-        if settings.visitor_cookie:
-            cookie = self._visitor(request, environ, fields)
-        if self.geo is not None:
-            ip = fields["client_ip"]
-            found = _call_user("geo_resolver", self.geo, ip) if ip else None
-            from otel_usage._params import serialize
-
-            fields["geo"] = serialize(dict(found)) if isinstance(found, Mapping) else None
-        if tracking.request_hook is not None:
-            _call_user("request_hook", tracking.request_hook, request, fields)
-        if entry.info is None:
-            entry.info = {}
-        entry.info["request"] = fields
-        if cookie is not None and response is not None:
-            visitor = tracking.visitor
-            response.set_cookie(
-                visitor.name,
-                cookie,
-                max_age=visitor.max_age_seconds,
-                httponly=True,
-                samesite=visitor.same_site,
-                secure=request.is_secure,
-            )
-
-    def _visitor(self, request: Request, environ: dict[str, Any], fields: dict[str, Any]) -> str | None:
-        known = environ.get(_VISITOR_ENVIRON_KEY)
-        if known is None:
-            secret = self.tracking.visitor_secret or self.app.secret_key
-            if not secret:
-                if not self._secret_warned:
-                    self._secret_warned = True
-                    logger.warning("otel_usage: visitor cookie enabled but the app has no secret_key; not recorded")
-                return None
-            known = self.tracking.visitor.read(request, secret)
-            environ[_VISITOR_ENVIRON_KEY] = known
-        fields["visitor"] = known[0]
-        cookie: str | None = known[1]
-        return cookie
-
-    def detach(self) -> None:
-        """Remove this state's hooks from the app."""
-        from flask import got_request_exception
-
-        funcs = self.app.after_request_funcs.get(None)
-        if funcs and self.after_request in funcs:
-            funcs.remove(self.after_request)
-        got_request_exception.disconnect(self.on_exception, self.app)
-        self.app.extensions.pop(EXTENSION_KEY, None)
 
 
 # --- the instrumentor ------------------------------------------------------------------------------------
@@ -586,7 +318,7 @@ class FlaskUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def uninstrument_app(self, app: Flask) -> None:
         """Stop tracking ``app`` (and remove the stock instrumentation if it was added here)."""
         state = app.extensions.get(EXTENSION_KEY)
-        if not isinstance(state, _AppState):
+        if not isinstance(state, AppState):
             return
         state.detach()
         if state.instrumented_here:

@@ -1,0 +1,200 @@
+"""Request-time side of the Flask usage tracking: the hooks of one tracked app.
+
+``after_request`` (and ``got_request_exception``, for errors that propagate) find the request's server
+span in the WSGI environ, decide whether the request is tracked, and either discard its usage log or write
+the ``request`` info key on the span's record. Everything here runs on the request thread, never raises
+into the app (the internal-error guard), and leaves the response as the view produced it, the visitor
+cookie aside.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from otel_usage import _stats
+from otel_usage._errors import internal_error
+from otel_usage._processor import Entry
+from otel_usage._runtime import ENTRY_ATTR
+from otel_usage.instrumentors._flask_request import (
+    GeoResolver,
+    flask_login_user,
+    redacted_query,
+    request_fields,
+    scrub_span_query,
+)
+from otel_usage.instrumentors._flask_settings import FlaskUsageSettings
+
+if TYPE_CHECKING:
+    from flask import Flask, Request, Response
+    from opentelemetry.trace import TracerProvider
+
+    from otel_usage.instrumentors.flask import UsageTracking
+
+__all__ = ["EXTENSION_KEY", "SPAN_ENVIRON_KEY", "AppState", "call_user", "ensure_server_span"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Key of the per-app state in ``app.extensions``.
+EXTENSION_KEY = "otel_usage"
+#: Where the stock Flask instrumentation keeps the request's server span in the WSGI environ.
+SPAN_ENVIRON_KEY = "opentelemetry-flask.span_key"
+_VISITOR_ENVIRON_KEY = "otel_usage.visitor"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+_WARNING_INTERVAL_SECONDS = 60.0
+
+
+_warned_lock = threading.Lock()
+_warned_at: dict[str, float] = {}
+
+
+def call_user(kind: str, func: Callable[..., T], *args: Any) -> T | None:
+    """Run one of the application's callables (resolver, getter, hook): a failure is logged and counted."""
+    try:
+        return func(*args)
+    except Exception:
+        _stats.count(f"flask_{kind}_errors")
+        now = time.monotonic()
+        with _warned_lock:
+            last = _warned_at.get(kind)
+            if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
+                return None
+            _warned_at[kind] = now
+        logger.warning("otel_usage: the Flask %s failed (the response is not affected)", kind, exc_info=True)
+        return None
+
+
+def ensure_server_span(app: Flask, tracer_provider: TracerProvider | None, excluded_urls: str | None) -> bool:
+    """Instrument ``app`` with the stock Flask instrumentation unless it is (or is being) already.
+
+    Its ``before_request`` then runs first, so that requests answered by the app's own ``before_request``
+    hooks (a login redirect, a 401) have a span, and so a usage log, too. True when instrumented here.
+    """
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor, _InstrumentedFlask
+
+    if getattr(app, "_is_instrumented_by_opentelemetry", False) or isinstance(app, _InstrumentedFlask):
+        return False
+    FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
+        app, tracer_provider=tracer_provider, excluded_urls=excluded_urls
+    )
+    hook = getattr(app, "_before_request", None)
+    funcs = app.before_request_funcs.get(None)
+    if hook is not None and funcs and hook in funcs:
+        funcs.remove(hook)
+        funcs.insert(0, hook)
+    return True
+
+
+class AppState:
+    """What one tracked app needs at request time; its bound methods are the app's hooks."""
+
+    def __init__(
+        self,
+        app: Flask,
+        tracking: UsageTracking,
+        settings: FlaskUsageSettings,
+        geo: GeoResolver | None,
+        instrumented_here: bool,
+    ) -> None:
+        self.app = app
+        self.tracking = tracking
+        self.settings = settings
+        self.geo = geo
+        self.instrumented_here = instrumented_here
+        self._secret_warned = False
+
+    def after_request(self, response: Response) -> Response:
+        try:
+            self.record(response.status_code, response)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "Flask usage tracking (after_request)")
+        return response
+
+    def on_exception(self, sender: Any, exception: BaseException | None = None, **extra: Any) -> None:
+        """An unhandled error: record status 500 now, in case it propagates (debug, testing) and no
+        ``after_request`` follows; when it does follow, it records the final response."""
+        try:
+            self.record(500, None)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "Flask usage tracking (got_request_exception)")
+
+    def record(self, status: int, response: Response | None) -> None:
+        from flask import request as request_proxy
+
+        request: Request = request_proxy._get_current_object()  # type: ignore[attr-defined]
+        environ = request.environ
+        # The server span of this very request (never "the current span": with an excluded URL there is
+        # none, and the current one may then be a caller's, for an app called in-process).
+        span: Any = environ.get(SPAN_ENVIRON_KEY)
+        entry = getattr(span, ENTRY_ATTR, None)
+        if not isinstance(entry, Entry) or entry.owner is None:
+            return  # not recorded: no usage pipeline, a hidden subtree, or a dropped unit of work
+        tracking, settings = self.tracking, self.settings
+        if not tracking.is_tracked(self.app, request, settings):
+            if entry.root is entry:
+                entry.owner.discard(entry)
+            return
+        if request.url_rule is None:
+            method = request.method
+            span.update_name(method if method in _METHODS else "HTTP")
+        if environ.get("QUERY_STRING"):
+            query = redacted_query(request)
+            if query is not None:
+                scrub_span_query(span, request, query)
+        getter = tracking.user_getter
+        username = call_user("user_getter", getter) if getter is not None else flask_login_user()
+        fields = request_fields(request, status, settings.trusted_proxies, username)
+        cookie = None
+        if settings.visitor_cookie:
+            cookie = self._visitor(request, environ, fields)
+        if self.geo is not None:
+            ip = fields["client_ip"]
+            found = call_user("geo_resolver", self.geo, ip) if ip else None
+            from otel_usage._params import serialize
+
+            fields["geo"] = serialize(dict(found)) if isinstance(found, Mapping) else None
+        if tracking.request_hook is not None:
+            call_user("request_hook", tracking.request_hook, request, fields)
+        if entry.info is None:
+            entry.info = {}
+        entry.info["request"] = fields
+        if cookie is not None and response is not None:
+            visitor = tracking.visitor
+            response.set_cookie(
+                visitor.name,
+                cookie,
+                max_age=visitor.max_age_seconds,
+                httponly=True,
+                samesite=visitor.same_site,
+                secure=request.is_secure,
+            )
+
+    def _visitor(self, request: Request, environ: dict[str, Any], fields: dict[str, Any]) -> str | None:
+        known = environ.get(_VISITOR_ENVIRON_KEY)
+        if known is None:
+            secret = self.tracking.visitor_secret or self.app.secret_key
+            if not secret:
+                if not self._secret_warned:
+                    self._secret_warned = True
+                    logger.warning("otel_usage: visitor cookie enabled but the app has no secret_key; not recorded")
+                return None
+            known = self.tracking.visitor.read(request, secret)
+            environ[_VISITOR_ENVIRON_KEY] = known
+        fields["visitor"] = known[0]
+        cookie: str | None = known[1]
+        return cookie
+
+    def detach(self) -> None:
+        """Remove this state's hooks from the app."""
+        from flask import got_request_exception
+
+        funcs = self.app.after_request_funcs.get(None)
+        if funcs and self.after_request in funcs:
+            funcs.remove(self.after_request)
+        got_request_exception.disconnect(self.on_exception, self.app)
+        self.app.extensions.pop(EXTENSION_KEY, None)
