@@ -90,6 +90,23 @@ def ensure_server_span(app: Flask, tracer_provider: TracerProvider | None, exclu
     return True
 
 
+def _hooked(hook: Callable[..., Any], request: Request, fields: dict[str, Any]) -> dict[str, Any]:
+    """Let the app's ``request_hook`` adjust the fields; what it added or changed is serialized (and
+    redacted by name when added) like any info value, so that nothing unencodable reaches an exporter."""
+    from otel_usage._params import serialize, serialize_named
+
+    before = dict(fields)
+    call_user("request_hook", hook, request, fields)
+    if not isinstance(fields, dict):
+        return before
+    for key, value in list(fields.items()):
+        if key not in before:
+            fields[str(key)] = serialize_named(str(key), value)
+        elif value is not before[key]:
+            fields[key] = serialize(value)
+    return fields
+
+
 class AppState:
     """What one tracked app needs at request time; its bound methods are the app's hooks."""
 
@@ -159,7 +176,7 @@ class AppState:
 
             fields["geo"] = serialize(dict(found)) if isinstance(found, Mapping) else None
         if tracking.request_hook is not None:
-            call_user("request_hook", tracking.request_hook, request, fields)
+            fields = _hooked(tracking.request_hook, request, fields)
         if entry.info is None:
             entry.info = {}
         entry.info["request"] = fields

@@ -823,3 +823,24 @@ def test_with_flask_test_client(usage: CapturedUsage) -> None:
     assert request["route"] == "/notes/<int:note_id>"
     assert request["url"] == "http://localhost/notes/1?x=1"
     assert request["url_args"] == {"x": ["1"]}
+
+
+def test_request_hook_adds_fields_safely(usage: CapturedUsage, http: requests.Session) -> None:
+    """``request_hook`` may add or change fields; its values are serialized and sensitive names redacted."""
+    import datetime
+
+    def hook(request: Any, fields: dict[str, Any]) -> None:
+        fields["tenant"] = request.headers.get("X-Tenant")
+        fields["seen_at"] = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        fields["api_key"] = "k-123"
+        fields["path"] = {"normalized": fields["path"].lower()}
+
+    app, _ = make_app(usage, request_hook=hook)
+    with serve(app) as base:
+        assert http.get(f"{base}/notes/1", headers={"X-Tenant": "acme"}).ok
+    request = only(usage.logs)["request"]
+    assert request["tenant"] == "acme"
+    assert isinstance(request["seen_at"], str) and request["seen_at"].startswith("2026-01-02")
+    assert request["api_key"] == "[REDACTED]"
+    assert request["path"] == {"normalized": "/notes/1"}
+    assert request["authorization"] is False
