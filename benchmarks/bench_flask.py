@@ -59,7 +59,7 @@ def _hello_app() -> Any:
     return app
 
 
-def _serve(mode: str, app_name: str, data_dir: str, conn: Any) -> None:
+def _serve(mode: str, app_name: str, data_dir: str, exporter: str, conn: Any) -> None:
     import logging
 
     from werkzeug.serving import WSGIRequestHandler, make_server
@@ -71,11 +71,15 @@ def _serve(mode: str, app_name: str, data_dir: str, conn: Any) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if mode == "usage":
         import otel_usage
+        from otel_usage.exporters.file import FileUsageExporter
         from otel_usage.exporters.sql import SqlUsageExporter
 
-        otel_usage.configure(
-            exporters=[SqlUsageExporter(f"sqlite:///{data_dir}/usage-{app_name}.db")], service_name="bench"
-        )
+        exporters: dict[str, Any] = {
+            "sql": lambda: [SqlUsageExporter(f"sqlite:///{data_dir}/usage-{app_name}.db")],
+            "file": lambda: [FileUsageExporter(f"{data_dir}/usage-{app_name}.jsonl")],
+            "none": lambda: [],
+        }
+        otel_usage.configure(exporters=exporters[exporter](), service_name="bench")
     else:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -202,6 +206,12 @@ def main() -> None:
     parser.add_argument("--app", choices=["notes", "hello"], default="notes")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections of the load (8)")
+    parser.add_argument(
+        "--exporter",
+        choices=["sql", "file", "none"],
+        default="sql",
+        help="usage exporter of the tracked server: sql (SQLite, the P4 target), file (JSONL) or none",
+    )
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -213,7 +223,7 @@ def main() -> None:
     try:
         for mode in ("usage", "stock"):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(mode, args.app, data_dir, child), daemon=True)
+            proc = ctx.Process(target=_serve, args=(mode, args.app, data_dir, args.exporter, child), daemon=True)
             proc.start()
             servers[mode] = (proc, parent.recv())
         for _mode, (_proc, port) in servers.items():  # warm-up: rules compiled, caches filled, DB files created
@@ -225,9 +235,8 @@ def main() -> None:
                 rate, failed = measure(client, port, path, args.seconds, args.connections)
                 rates[mode].append(rate)
                 errors[mode] += failed
-        usage_db = Path(data_dir) / f"usage-{args.app}.db"
-        time.sleep(1.5)  # let the last batch reach SQLite before counting
-        stored = _count_logs(usage_db)
+        time.sleep(1.5)  # let the last batch reach its sink before counting
+        stored = _count_logs(Path(data_dir), args.app)
     finally:
         for proc, _port in servers.values():
             proc.terminate()
@@ -238,21 +247,29 @@ def main() -> None:
     print(f"{args.rounds} rounds x {args.seconds:g} s per server, cpus={os.cpu_count()}")
     print(f"{'server':<44} {'req/s (median)':>15} {'rounds':>30} {'errors':>7}")
     labels = {
-        "usage": "usage tracking + SqlUsageExporter (SQLite)",
+        "usage": {
+            "sql": "usage tracking + SqlUsageExporter (SQLite)",
+            "file": "usage tracking + FileUsageExporter (JSONL)",
+            "none": "usage tracking, no exporter",
+        }[args.exporter],
         "stock": "stock FlaskInstrumentor + BatchSpanProcessor",
     }
     for mode, label in labels.items():
         rounds = ", ".join(f"{r:.0f}" for r in rates[mode])
         print(f"{label:<44} {statistics.median(rates[mode]):>15.1f} {rounds:>30} {errors[mode]:>7}")
-    print(f"ratio usage/stock: {usage / stock:.3f} (target >= 0.9); usage logs stored in SQLite: {stored}")
+    print(f"ratio usage/stock: {usage / stock:.3f} (target >= 0.9); usage logs stored: {stored}")
 
 
-def _count_logs(path: Path) -> int:
+def _count_logs(data_dir: Path, app: str) -> int:
     import sqlite3
 
-    if not path.exists():
+    jsonl = data_dir / f"usage-{app}.jsonl"
+    if jsonl.exists():
+        return sum(1 for _ in jsonl.open(encoding="utf-8"))
+    database = data_dir / f"usage-{app}.db"
+    if not database.exists():
         return 0
-    with sqlite3.connect(path) as conn:
+    with sqlite3.connect(database) as conn:
         return int(conn.execute("SELECT count(*) FROM usage_logs").fetchone()[0])
 
 

@@ -844,3 +844,27 @@ def test_request_hook_adds_fields_safely(usage: CapturedUsage, http: requests.Se
     assert request["api_key"] == "[REDACTED]"
     assert request["path"] == {"normalized": "/notes/1"}
     assert request["authorization"] is False
+
+
+def test_init_app_later_with_app_config(usage: CapturedUsage, http: requests.Session) -> None:
+    """Extension style: ``UsageTracking()`` first, ``init_app`` later; ``app.config`` keys set the settings."""
+    tracking = UsageTracking(tracer_provider=usage.tracer_provider)
+    app = Flask(__name__)
+    app.config["OTEL_USAGE_FLASK_MODE"] = "include"
+    app.config["OTEL_USAGE_FLASK_TRUSTED_PROXIES"] = 1
+
+    @tracking.include
+    @app.route("/in")
+    def tracked() -> str:
+        return "in"
+
+    @app.route("/out")
+    def untracked() -> str:
+        return "out"
+
+    tracking.init_app(app)
+    tracking.init_app(app)  # again: the same hooks, no second log per request
+    with serve(app) as base:
+        for path in ("/in", "/out"):
+            assert http.get(base + path, headers={"X-Forwarded-For": "198.51.100.4"}).ok
+    assert only(usage.logs)["request"]["client_ip"] == "198.51.100.4"

@@ -61,7 +61,7 @@ thread = threading.Thread(target=server.serve_forever, daemon=True)
 thread.start()
 base = "http://127.0.0.1:%d" % server.server_port
 calls = [
-    ("GET", "/notes/1", None, {"X-Forwarded-For": "203.0.113.9"}),
+    ("GET", "/notes/1?access_token=s3cr3t", None, {"X-Forwarded-For": "203.0.113.9"}),
     ("POST", "/notes/2", b"hello", {"Authorization": "Bearer abc.def.ghi"}),
     ("GET", "/missing", None, {}),
     ("GET", "/boom", None, {}),
@@ -76,7 +76,7 @@ for method, path, body, headers in calls:
 server.shutdown()
 """
 
-EXPECTED_OUTPUT = "GET /notes/1 200 note 1\nPOST /notes/2 200 5\nGET /missing 404\nGET /boom 500\n"
+EXPECTED_OUTPUT = "GET /notes/1?access_token=s3cr3t 200 note 1\nPOST /notes/2 200 5\nGET /missing 404\nGET /boom 500\n"
 
 
 def _has_entry_point(group: str, name: str) -> bool:
@@ -125,15 +125,25 @@ def read_logs(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_flask_app_under_opentelemetry_instrument(tmp_path: Path) -> None:
-    """Without code change: one log per request with the request fields, probes nested, 404 and 500 logged."""
-    proc = run_app(tmp_path, {"OTEL_USAGE_FLASK_TRUSTED_PROXIES": "1"})
+@pytest.mark.parametrize("semconv", ["default", "http", "http/dup"])
+def test_flask_app_under_opentelemetry_instrument(tmp_path: Path, semconv: str) -> None:
+    """Without code change: one log per request with the request fields, probes nested, 404 and 500 logged,
+    a secret query argument redacted from the fields and from the span attributes of either HTTP convention."""
+    env = {"OTEL_USAGE_FLASK_TRUSTED_PROXIES": "1"}
+    if semconv != "default":
+        env["OTEL_SEMCONV_STABILITY_OPT_IN"] = semconv
+    proc = run_app(tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == EXPECTED_OUTPUT, proc.stderr
     assert "otel_usage internal error" not in proc.stderr, proc.stderr
+    assert "s3cr3t" not in (tmp_path / "usage.jsonl").read_text()
     logs = {log["request"]["path"]: log for log in read_logs(tmp_path / "usage.jsonl")}
     assert sorted(logs) == ["/boom", "/missing", "/notes/1", "/notes/2"]
     first = logs["/notes/1"]
+    assert first["request"]["url_args"] == {"access_token": "[REDACTED]"}
+    attributes = first["data"][0]["attributes"]
+    queries = [attributes.get(key) for key in ("http.target", "url.query") if key in attributes]
+    assert queries and all("REDACTED" in query for query in queries)
     assert first["request"]["route"] == "/notes/<int:note_id>"
     assert first["request"]["client_ip"] == "203.0.113.9"
     assert first["request"]["user_agent"]["browser"] == "Python-urllib"
