@@ -28,7 +28,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoResult", "Summary", "find_notes_app", "run_demo", "summarize"]
+__all__ = ["SQL_COLUMNS", "DemoResult", "Summary", "find_notes_app", "run_demo", "summarize"]
+
+#: Info keys the demo's SQL exporter promotes to indexed columns (filters of ``get_usage``).
+SQL_COLUMNS = "request.username=user_name,request.endpoint=endpoint"
 
 #: Files of the output directory that a new run replaces.
 OUTPUT_FILES = ("usage.db", "usage.jsonl", "notes.db", "notes.db-wal", "notes.db-shm")
@@ -322,7 +325,7 @@ def run_demo(
     for name in OUTPUT_FILES:
         (out_dir / name).unlink(missing_ok=True)
     database, jsonl = out_dir / "usage.db", out_dir / "usage.jsonl"
-    sql = SqlUsageExporter(f"sqlite:///{database}", columns="request.username=user_name,request.endpoint=endpoint")
+    sql = SqlUsageExporter(f"sqlite:///{database}", columns=SQL_COLUMNS)
     otel_usage.configure(exporters=[sql, FileUsageExporter(jsonl)], service_name="notes-demo")
     app = notes_app.create_app(str(out_dir / "notes.db"), tracking={"trusted_proxies": 1})
     app.logger.setLevel(logging.CRITICAL)  # /admin/crash fails on purpose: its usage log tells, not a traceback

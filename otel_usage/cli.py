@@ -51,7 +51,7 @@ def _demo(args: argparse.Namespace, console: Any) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from otel_usage._demo import run_demo
+    from otel_usage._demo import SQL_COLUMNS, run_demo
 
     console.print(
         f"[bold]otel-usage demo[/]: the notes app on a local server, {args.users} simulated users for "
@@ -98,9 +98,15 @@ def _demo(args: argparse.Namespace, console: Any) -> int:
         console.print(table)
     console.print(f"SQLite:      {result.database}")
     console.print(f"JSON Lines:  {result.jsonl}")
+    console.print("Read them back:")
     console.print(
-        "Read them back: SqlUsageExporter(url).get_usage(user_name='alice'), or "
-        f"sqlite3 {result.database} 'SELECT function, count(*) FROM usage_calls GROUP BY function'"
+        f'  SqlUsageExporter("sqlite:///{result.database}", columns="{SQL_COLUMNS}")'
+        '.get_usage(user_name="alice", limit=10)',
+        soft_wrap=True,
+    )
+    console.print(
+        f"  sqlite3 {result.database} 'SELECT function, count(*), avg(duration) FROM usage_calls GROUP BY function'",
+        soft_wrap=True,
     )
     return 0 if summary.logs else 1
 
