@@ -11,9 +11,9 @@ from werkzeug.serving import make_server
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free local port (one thread per request); yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serve(app: Any, threaded: bool = True) -> Iterator[str]:
+    """Serve ``app`` on a free local port (one thread per request, or all on one thread); yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=threaded)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

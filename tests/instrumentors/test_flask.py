@@ -868,3 +868,27 @@ def test_init_app_later_with_app_config(usage: CapturedUsage, http: requests.Ses
         for path in ("/in", "/out"):
             assert http.get(base + path, headers={"X-Forwarded-For": "198.51.100.4"}).ok
     assert only(usage.logs)["request"]["client_ip"] == "198.51.100.4"
+
+
+def test_info_does_not_outlive_its_request_on_a_reused_thread(usage: CapturedUsage, http: requests.Session) -> None:
+    """On a server that handles every request on the same thread, info set by one request (and its
+    baggage) is gone for the next."""
+    app, _ = make_app(usage)
+
+    @app.route("/as/<name>")
+    def as_user(name: str) -> str:
+        add_info("user", name)
+        return name
+
+    @app.route("/anonymous")
+    def anonymous() -> str:
+        from opentelemetry import baggage
+
+        return ",".join(sorted(baggage.get_all()))
+
+    with serve(app, threaded=False) as base:
+        assert http.get(f"{base}/as/alice").text == "alice"
+        assert http.get(f"{base}/anonymous").text == ""
+        assert http.get(f"{base}/as/bob").text == "bob"
+    users = [log.get("user") for log in sorted(usage.logs, key=lambda log: log["start"])]
+    assert users == ["alice", None, "bob"]
