@@ -10,6 +10,7 @@ cookie aside.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +51,14 @@ _WARNING_INTERVAL_SECONDS = 60.0
 
 
 _warned_lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    global _warned_lock
+    _warned_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 _warned_at: dict[str, float] = {}
 
 

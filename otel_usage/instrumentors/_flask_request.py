@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -87,6 +88,15 @@ def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted_proxie
 _parser_lock = threading.Lock()
 _parse: Callable[[str], Any] | None = None
 _parser_missing = False
+
+
+def _new_lock_after_fork() -> None:
+    # A pre-fork server may fork while the warm-up thread holds the lock: the child must not inherit it held.
+    global _parser_lock
+    _parser_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def _ua_parse() -> Callable[[str], Any] | None:

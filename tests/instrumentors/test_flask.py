@@ -892,3 +892,26 @@ def test_info_does_not_outlive_its_request_on_a_reused_thread(usage: CapturedUsa
         assert http.get(f"{base}/as/bob").text == "bob"
     users = [log.get("user") for log in sorted(usage.logs, key=lambda log: log["start"])]
     assert users == ["alice", None, "bob"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_worker_parses_user_agents(usage: CapturedUsage) -> None:
+    """A pre-fork worker forked while the user-agent rules load still parses user agents (no inherited lock)."""
+    import os
+    import warnings
+
+    from otel_usage.instrumentors import _flask_request
+
+    _flask_request._parser_lock.acquire()  # as if the warm-up thread held it at fork time
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the worker: loads the rules itself
+            _flask_request._parse = None
+            ok = _flask_request.parse_user_agent.__wrapped__(IPHONE)[0] == "Mobile Safari"
+            os._exit(0 if ok else 1)
+    finally:
+        _flask_request._parser_lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
