@@ -49,8 +49,27 @@ def _text(value: Any) -> str | None:
     """A client-controlled string, cut to the serialization limits; None stays None."""
     if value is None:
         return None
+    if type(value) is str:
+        limits = _params.get_policy()[0]
+        if len(value) <= limits.max_length and len(value) <= limits.max_size:
+            return value
     cut: str = _params.serialize(str(value))
     return cut
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """View arguments as JSON-native values, sensitive names redacted (plain short values without a walk)."""
+    limits, redactor = _params.get_policy()
+    longest = min(limits.max_length, limits.max_size)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if type(key) is not str or type(value) not in _PLAIN or (type(value) is str and len(value) > longest):
+            return dict(_params.serialize(values))
+        out[key] = _params.REDACTED if redactor.is_sensitive(key) else value
+    return out
 
 
 def _ip(value: str) -> str | None:
@@ -275,7 +294,7 @@ def request_fields(request: Request, status: int, trusted_proxies: int, username
         "route": rule.rule if rule is not None else None,
         "endpoint": request.endpoint,
         "blueprint": request.blueprint,
-        "view_args": _params.serialize(view_args) if view_args else {},
+        "view_args": _arguments(view_args) if view_args else {},
         "url_args": url_args or {},
         "status": status,
         "remote_addr": remote_addr,
@@ -290,6 +309,17 @@ def request_fields(request: Request, status: int, trusted_proxies: int, username
 
 
 # --- unique visitors -------------------------------------------------------------------------------------
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header (our values are never quoted), without parsing the rest."""
+    if name not in header:
+        return None
+    for item in header.split(";"):
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
 
 
 class VisitorCookie:
@@ -327,8 +357,7 @@ class VisitorCookie:
         from itsdangerous import BadSignature
 
         signer = self._signer(secret)
-        header = request.environ.get("HTTP_COOKIE", "")
-        raw = request.cookies.get(self.name) if self.name in header else None
+        raw = _cookie(request.environ.get("HTTP_COOKIE", ""), self.name)
         if raw:
             known = self._verified.get((secret, raw))
             if known is not None:

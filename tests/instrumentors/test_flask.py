@@ -915,3 +915,18 @@ def test_forked_worker_parses_user_agents(usage: CapturedUsage) -> None:
         _flask_request._parser_lock.release()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_view_arguments_are_redacted_and_cut(usage: CapturedUsage, http: requests.Session) -> None:
+    """A view argument with a sensitive name is redacted; a long one is cut to the serialization limit."""
+    app, _ = make_app(usage)
+
+    @app.route("/reset/<token>/<path:rest>")
+    def reset(token: str, rest: str) -> str:
+        return "ok"
+
+    with serve(app) as base:
+        assert http.get(f"{base}/reset/abc123/{'x' * 2000}").ok
+    view_args = only(usage.logs)["request"]["view_args"]
+    assert view_args["token"] == "[REDACTED]"
+    assert len(view_args["rest"]) < 1100 and view_args["rest"].startswith("xxx")
