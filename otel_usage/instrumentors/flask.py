@@ -27,6 +27,7 @@ Settings: an explicit argument, else the ``app.config`` key named like the varia
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -269,9 +270,11 @@ class FlaskUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     ``instrument(**options)`` takes the keyword arguments of :class:`UsageTracking` and applies them to
     every app created afterwards; nothing happens (a debug message) when Flask is not installed.
+    ``uninstrument()`` stops that and untracks the apps it tracked.
     """
 
     _options: dict[str, Any] = {}
+    _auto_apps: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("flask >= 2.2",)
@@ -286,6 +289,7 @@ class FlaskUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         self._options = {key: value for key, value in kwargs.items() if key in _OPTION_NAMES}
         UsageTracking(**self._options)  # validates the options now
+        self._auto_apps = weakref.WeakSet()
         wrapt.wrap_function_wrapper(flask.app.Flask, "__init__", self._after_flask_init)
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -296,12 +300,15 @@ class FlaskUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         from opentelemetry.instrumentation.utils import unwrap
 
         unwrap(flask.app.Flask, "__init__")
+        for app in list(self._auto_apps):
+            self.uninstrument_app(app)
 
     def _after_flask_init(self, wrapped: Callable[..., None], instance: Any, args: Any, kwargs: Any) -> None:
         wrapped(*args, **kwargs)
         try:
             if EXTENSION_KEY not in instance.extensions:
                 UsageTracking(**self._options).init_app(instance)
+                self._auto_apps.add(instance)
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "FlaskUsageInstrumentor (Flask app creation)")
 

@@ -772,6 +772,10 @@ def test_instrument_tracks_apps_created_afterwards(usage: CapturedUsage, http: r
         instrumentor.uninstrument()
     assert paths(usage) == ["/auto"]
     assert "otel_usage" not in Flask(__name__).extensions
+    assert "otel_usage" not in app.extensions  # untracked by uninstrument()
+    with serve(app) as base:
+        assert http.get(f"{base}/auto").text == "auto"
+    assert paths(usage) == ["/auto"]
 
 
 def test_before_request_answers_are_logged(usage: CapturedUsage, http: requests.Session) -> None:
