@@ -265,6 +265,15 @@ def _end(span: Any, token: Any, result: Any, record_return: bool) -> None:
         internal_error(err, "probe end")
 
 
+def _abandon(span: Any) -> None:
+    """End a span whose probe failed to start (so the unit of work is not left open)."""
+    if span is not None:
+        try:
+            span.end()
+        except Exception as err:  # noqa: BLE001
+            internal_error(err, "probe start")
+
+
 def _safe_str(exc: BaseException) -> str:
     try:
         return str(exc)[:1024]
@@ -280,9 +289,20 @@ def _filtered(spec: ProbeSpec) -> bool:
 
 
 def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., Any]:
+    # The hot path: the steps of _start/_end are inlined here, everything else is bound once.
     hidden = HIDDEN
     threshold = THRESHOLD
     level = spec.level
+    tracker = spec.tracker_obj
+    runtime = RUNTIME
+    name = spec.function
+    attributes = spec.attributes
+    capture = spec.capture.capture
+    is_method = spec.capture.is_method
+    record_return = spec.record_return
+    attach = context.attach
+    detach = context.detach
+    in_context = trace.set_span_in_context
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if level < threshold.value:
@@ -295,9 +315,23 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
                 hidden.reset(mark)
         if hidden.get():
             return func(*args, **kwargs)
+        span = None
         try:
-            span, token = _start(spec, args, kwargs)
+            tracer = tracker._tracer if tracker._generation == runtime.generation else tracker.tracer()
+            if tracer is None:
+                span = None
+            else:
+                span = tracer.start_span(name, attributes=attributes)
+                entry = getattr(span, ENTRY_ATTR, None)
+                if entry is not None and entry.__class__ is not _SKIP_CLASS:
+                    entry.probe = spec
+                    entry.params = capture(args, kwargs)
+                    if is_method and args:
+                        first = args[0]
+                        entry.class_name = first.__name__ if isinstance(first, type) else type(first).__name__
+                token = attach(in_context(span))
         except Exception as err:  # noqa: BLE001
+            _abandon(span)
             internal_error(err, "probe start")
             span = None
         if span is None:
@@ -308,7 +342,14 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
             _fail(span, exc)
             _end(span, token, None, False)
             raise
-        _end(span, token, result, spec.record_return)
+        if record_return:
+            _end(span, token, result, True)
+            return result
+        try:
+            detach(token)
+            span.end()
+        except Exception as err:  # noqa: BLE001
+            internal_error(err, "probe end")
         return result
 
     return wrapper
