@@ -108,3 +108,41 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "otel-usage"
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("otel-usage "), proc.stderr
+
+
+def test_notes_app_runs_on_its_own(tmp_path: Path) -> None:
+    """``python examples/notes_app`` serves the app and writes usage logs to ./usage.jsonl at exit."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "notes_app"), "--port", str(port), "--db", "notes.db"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the notes app did not start"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    logs = [json.loads(line) for line in (tmp_path / "usage.jsonl").read_text().splitlines()]
+    assert [log["request"]["endpoint"] for log in logs] == ["auth.login"], stderr
