@@ -934,3 +934,41 @@ def test_view_arguments_are_redacted_and_cut(usage: CapturedUsage, http: request
     view_args = only(usage.logs)["request"]["view_args"]
     assert view_args["token"] == "[REDACTED]"
     assert len(view_args["rest"]) < 1100 and view_args["rest"].startswith("xxx")
+
+
+@pytest.mark.parametrize("stock_first", [True, False], ids=["stock-first", "usage-first"])
+def test_with_the_stock_instrument_in_either_order(
+    usage: CapturedUsage, http: requests.Session, stock_first: bool
+) -> None:
+    """Both instrumentors' ``instrument()`` (as ``opentelemetry-instrument`` calls them, in either order):
+    one server span per request, and it is the root of the request's log."""
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    spans = InMemorySpanExporter()
+    usage.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    stock, ours = FlaskInstrumentor(), FlaskUsageInstrumentor()
+    steps = [
+        lambda: stock.instrument(tracer_provider=usage.tracer_provider),
+        lambda: ours.instrument(tracer_provider=usage.tracer_provider),
+    ]
+    for step in steps if stock_first else reversed(steps):
+        step()
+    try:
+        app = flask.Flask(__name__)
+
+        @app.route("/x/<int:n>")
+        def x(n: int) -> str:
+            load_note(n)
+            return str(n)
+
+        with serve(app) as base:
+            assert http.get(f"{base}/x/1").text == "1"
+            assert http.get(f"{base}/x/2").text == "2"
+    finally:
+        ours.uninstrument()
+        stock.uninstrument()
+    logs = usage.logs
+    server = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert len(server) == 2 and len(logs) == 2
+    assert sorted(format(s.context.span_id, "016x") for s in server) == sorted(log["span_id"] for log in logs)
+    assert sorted(log["request"]["view_args"]["n"] for log in logs) == [1, 2]
