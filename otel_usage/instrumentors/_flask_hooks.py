@@ -175,6 +175,8 @@ class AppState:
         getter = tracking.user_getter
         username = call_user("user_getter", getter) if getter is not None else flask_login_user()
         fields = request_fields(request, status, settings.trusted_proxies, username)
+        # The body's length sent back (for transfer statistics); None when streamed or unknown.
+        fields["response_length"] = response.content_length if response is not None else None
         cookie = None
         if settings.visitor_cookie:
             cookie = self._visitor(request, environ, fields)

@@ -117,6 +117,7 @@ def test_every_request_field(usage: CapturedUsage, http: requests.Session) -> No
         },
         "content_length": 5,
         "referrer": "http://example.test/list",
+        "response_length": 6,
     }
     assert log["status"] == "ok"
     assert [(r["function"], r["depth"]) for r in log["data"]] == [
