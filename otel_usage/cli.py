@@ -83,6 +83,8 @@ def _demo(args: argparse.Namespace, console: Any) -> int:
         f"{result.requests} HTTP requests in {result.seconds:.1f} s; {summary.visitors} unique visitors, "
         f"{summary.errors} with status error; statuses {summary.statuses}"
     )
+    if not summary.logs:
+        console.print("[yellow]no usage log was written[/] (is OTEL_SDK_DISABLED or OTEL_USAGE_LEVEL=NONE set?)")
     if result.failed_requests:
         console.print(f"[yellow]{result.failed_requests} requests failed to connect[/]")
     users = Table("user", "requests", title="Top users")
