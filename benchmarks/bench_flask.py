@@ -258,6 +258,7 @@ def main() -> None:
         rounds = ", ".join(f"{r:.0f}" for r in rates[mode])
         print(f"{label:<44} {statistics.median(rates[mode]):>15.1f} {rounds:>30} {errors[mode]:>7}")
     print(f"ratio usage/stock: {usage / stock:.3f} (target >= 0.9); usage logs stored: {stored}")
+    print(f"added time per request: {(1 / usage - 1 / stock) * 1e6:.0f} us (of {1e6 / stock:.0f} us per stock request)")
 
 
 def _count_logs(data_dir: Path, app: str) -> int:
