@@ -321,7 +321,8 @@ OTEL_USAGE_FLASK_GEOIP_DATABASE = "OTEL_USAGE_FLASK_GEOIP_DATABASE"
 
 Path of a local MaxMind database (GeoIP2 or GeoLite2: City, Country or ASN) used to record
 ``request.geo`` from the client address; never a network call. Needs ``pip install 'otel-usage[geo]'``.
-A missing file is an error at start-up. Also an ``app.config`` key. Default: unset (no ``geo``).
+A file that is missing or unreadable is logged as an error at start-up and the app is tracked without
+``geo``. Also an ``app.config`` key. Default: unset (no ``geo``).
 """
 
 # --- Transactions: events, log lines, timers ---------------------------------------------------------

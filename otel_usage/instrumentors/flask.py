@@ -221,8 +221,10 @@ class UsageTracking:
         and its settings the ones in force for ``app``.
 
         Raises:
-            ValueError: an invalid ``app.config`` value, or a visitor cookie without any signing key.
-            ImportError: ``geoip_database`` is set and geoip2 is not installed.
+            ValueError: an invalid ``app.config`` value, a visitor cookie without any signing key, or an
+                explicit ``geoip_database`` that is not a readable MaxMind database (one from the
+                environment or ``app.config`` is logged as an error, and the app tracked without ``geo``).
+            ImportError: an explicit ``geoip_database`` and geoip2 is not installed.
         """
         settings = resolve_settings(self._explicit, app.config)
         explicit_visitor = settings.visitor_cookie and self._explicit.get("visitor_cookie")
@@ -232,7 +234,14 @@ class UsageTracking:
             )
         geo: GeoResolver | None = self.geo_resolver
         if geo is None and settings.geoip_database:
-            geo = MaxMindGeoResolver(settings.geoip_database)
+            try:
+                geo = MaxMindGeoResolver(settings.geoip_database)
+            except (ImportError, ValueError) as exc:
+                if self._explicit.get("geoip_database") is not None:
+                    raise
+                # From the environment or app.config (under opentelemetry-instrument, inside Flask()):
+                # the app is still tracked, without geography, and the reason is logged loudly.
+                logger.error("otel_usage: no request.geo for this Flask app: %s", exc)
         state = app.extensions.get(EXTENSION_KEY)
         if isinstance(state, AppState):
             state.tracking, state.settings, state.geo = self, settings, geo

@@ -973,3 +973,20 @@ def test_with_the_stock_instrument_in_either_order(
     assert len(server) == 2 and len(logs) == 2
     assert sorted(format(s.context.span_id, "016x") for s in server) == sorted(log["span_id"] for log in logs)
     assert sorted(log["request"]["view_args"]["n"] for log in logs) == [1, 2]
+
+
+def test_geoip_database_from_the_environment_that_is_missing(
+    usage: CapturedUsage, http: requests.Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing database named by OTEL_USAGE_FLASK_GEOIP_DATABASE is an error in the log, not a lost app;
+    the same file passed explicitly raises."""
+    missing = "/nonexistent/GeoLite2-City.mmdb"
+    monkeypatch.setenv("OTEL_USAGE_FLASK_GEOIP_DATABASE", missing)
+    with caplog.at_level(logging.ERROR, logger="otel_usage"):
+        app, _ = make_app(usage)
+    assert missing in caplog.text
+    with serve(app) as base:
+        assert http.get(f"{base}/notes/1").ok
+    assert "geo" not in only(usage.logs)["request"]
+    with pytest.raises(ValueError, match="does not exist"):
+        UsageTracking(Flask(__name__), tracer_provider=usage.tracer_provider, geoip_database=missing)
