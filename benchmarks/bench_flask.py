@@ -81,6 +81,8 @@ def _serve(mode: str, app_name: str, data_dir: str, exporter: str, conn: Any) ->
         }
         otel_usage.configure(exporters=exporters[exporter](), service_name="bench")
     else:
+        # The app's add_info calls have no usage pipeline to go to here: not worth a warning each.
+        logging.getLogger("otel_usage").setLevel(logging.ERROR)
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
