@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from otel_usage import _stats
 from otel_usage._errors import internal_error
+from otel_usage._levels import THRESHOLD, Level
 from otel_usage._processor import Entry
 from otel_usage._runtime import ENTRY_ATTR
 from otel_usage.instrumentors._flask_request import (
@@ -48,6 +49,7 @@ SPAN_ENVIRON_KEY = "opentelemetry-flask.span_key"
 _VISITOR_ENVIRON_KEY = "otel_usage.visitor"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _WARNING_INTERVAL_SECONDS = 60.0
+_REQUEST_LEVEL = int(Level.DEFAULT)
 
 
 _warned_lock = threading.Lock()
@@ -161,7 +163,8 @@ class AppState:
         if not isinstance(entry, Entry) or entry.owner is None:
             return  # not recorded: no usage pipeline, a hidden subtree, or a dropped unit of work
         tracking, settings = self.tracking, self.settings
-        if not tracking.is_tracked(self.app, request, settings):
+        # A request is a unit of work at the DEFAULT level: a threshold above it (NONE) records no request.
+        if THRESHOLD.value > _REQUEST_LEVEL or not tracking.is_tracked(self.app, request, settings):
             if entry.root is entry:
                 entry.owner.discard(entry)
             return

@@ -990,3 +990,17 @@ def test_geoip_database_from_the_environment_that_is_missing(
     assert "geo" not in only(usage.logs)["request"]
     with pytest.raises(ValueError, match="does not exist"):
         UsageTracking(Flask(__name__), tracer_provider=usage.tracer_provider, geoip_database=missing)
+
+
+def test_threshold_none_records_no_request(http: requests.Session) -> None:
+    """A request counts as a DEFAULT-level unit of work: with the threshold at NONE nothing is recorded."""
+    with capture_usage(level="NONE") as usage:
+        app, _ = make_app(usage)
+        with serve(app) as base:
+            assert http.get(f"{base}/notes/1").text == "note 1"
+        assert usage.logs == []
+    with capture_usage(level="INFO") as usage:
+        app, _ = make_app(usage)
+        with serve(app) as base:
+            assert http.get(f"{base}/notes/1").text == "note 1"
+        assert len(usage.logs) == 1
