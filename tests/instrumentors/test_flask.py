@@ -1004,3 +1004,50 @@ def test_threshold_none_records_no_request(http: requests.Session) -> None:
         with serve(app) as base:
             assert http.get(f"{base}/notes/1").text == "note 1"
         assert len(usage.logs) == 1
+
+
+def test_visitor_cookie_is_secure_over_https(usage: CapturedUsage) -> None:
+    """Over HTTPS the visitor cookie is also ``Secure``."""
+    app, _ = make_app(usage, visitor_cookie=True)
+    response = app.test_client().get("/notes/1", base_url="https://notes.example")
+    assert "Secure" in response.headers["Set-Cookie"]
+    assert only(usage.logs)["request"]["visitor"]
+
+
+@pytest.mark.parametrize(
+    ("database_type", "record", "expected"),
+    [
+        (
+            "GeoLite2-Country",
+            {"country": {"iso_code": "JP", "names": {"en": "Japan"}}, "continent": {"code": "AS"}},
+            {"country": "JP", "country_name": "Japan", "continent": "AS"},
+        ),
+        (
+            "GeoLite2-ASN",
+            {"autonomous_system_number": 64500, "autonomous_system_organization": "Example Net"},
+            {"asn": 64500, "organization": "Example Net"},
+        ),
+    ],
+)
+def test_maxmind_country_and_asn_databases(tmp_path: Any, database_type: str, record: Any, expected: Any) -> None:
+    """Country and ASN databases are understood too; the resolver's answers are copies."""
+    pytest.importorskip("geoip2")
+    mmdb_writer = pytest.importorskip("mmdb_writer")
+    from netaddr import IPSet
+
+    from otel_usage.instrumentors.flask import MaxMindGeoResolver
+
+    path = tmp_path / f"{database_type}.mmdb"
+    writer = mmdb_writer.MMDBWriter(ip_version=6, database_type=database_type, ipv4_compatible=True)
+    writer.insert_network(IPSet(["198.51.100.0/24"]), record)
+    writer.to_db_file(str(path))
+    resolver = MaxMindGeoResolver(path, memory=True)
+    try:
+        first = resolver("198.51.100.20")
+        assert first == expected
+        first["country"] = "changed"
+        assert resolver("198.51.100.20") == expected
+        assert resolver("192.0.2.1") is None
+        assert resolver("not an address") is None
+    finally:
+        resolver.close()
