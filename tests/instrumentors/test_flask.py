@@ -1051,3 +1051,28 @@ def test_maxmind_country_and_asn_databases(tmp_path: Any, database_type: str, re
         assert resolver("not an address") is None
     finally:
         resolver.close()
+
+
+def test_explicit_tracking_takes_over_an_auto_tracked_app(usage: CapturedUsage, http: requests.Session) -> None:
+    """An app tracked by ``instrument()`` and then given its own ``UsageTracking``: the explicit settings and
+    marks apply, and each request still has exactly one log."""
+    instrumentor = FlaskUsageInstrumentor()
+    instrumentor.instrument(tracer_provider=usage.tracer_provider)
+    try:
+        app = Flask(__name__)
+        tracking = UsageTracking(app, mode="include")
+
+        @tracking.include
+        @app.route("/in")
+        def tracked() -> str:
+            return "in"
+
+        @app.route("/out")
+        def untracked() -> str:
+            return "out"
+
+        with serve(app) as base:
+            assert http.get(f"{base}/in").ok and http.get(f"{base}/out").ok and http.get(f"{base}/in").ok
+    finally:
+        instrumentor.uninstrument()
+    assert paths(usage) == ["/in", "/in"]
