@@ -170,7 +170,7 @@ def measure(client: str, port: int, path: str, seconds: float, connections: int)
         proc = subprocess.run(
             [
                 "wrk",
-                "-t2",
+                "-t1",
                 f"-c{connections}",
                 f"-d{max(1, round(seconds))}s",
                 "-H",
