@@ -60,7 +60,8 @@ def _new_lock_after_fork() -> None:
     _warned_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 _warned_at: dict[str, float] = {}
 
 

@@ -115,7 +115,8 @@ def _new_lock_after_fork() -> None:
     _parser_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def _ua_parse() -> Callable[[str], Any] | None:
