@@ -48,6 +48,11 @@ def create_app(db_path: str, *, tracking: dict[str, Any] | None = None, track: b
         [(name, services.hash_password(password), token, role) for name, (password, token, role) in USERS.items()],
         [(author, title, body, ",".join(tags)) for author, title, body, tags in SEED_NOTES],
     )
+    database.close()
+
+    @app.teardown_appcontext
+    def close_connection(exc: BaseException | None) -> None:
+        database.close()  # this thread's connection (the server may end the thread with the request)
 
     @app.route("/health")
     def health() -> str:
