@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from otel_usage.instrumentors.flask import UsageTracking
 
-__all__ = ["EXTENSION_KEY", "SPAN_ENVIRON_KEY", "AppState", "call_user", "ensure_server_span"]
+__all__ = ["EXTENSION_KEY", "SPAN_ENVIRON_KEY", "AppState", "call_user", "ensure_server_span", "skip_request"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,24 @@ def ensure_server_span(app: Flask, tracer_provider: TracerProvider | None, exclu
         funcs.remove(hook)
         funcs.insert(0, hook)
     return True
+
+
+def skip_request() -> bool:
+    """Leave the current Flask request out of the usage logs, decided at run time (a bot, a probe).
+
+    Like an excluded view: its log is discarded whole, whatever it called before or calls after.
+
+    Returns:
+        True when the request's log was discarded; False outside a tracked request.
+    """
+    from flask import has_request_context, request
+
+    if not has_request_context():
+        return False
+    entry = getattr(request.environ.get(SPAN_ENVIRON_KEY), ENTRY_ATTR, None)
+    if not isinstance(entry, Entry) or entry.owner is None or entry.root is not entry:
+        return False
+    return bool(entry.owner.discard(entry))
 
 
 def _hooked(hook: Callable[..., Any], request: Request, fields: dict[str, Any]) -> dict[str, Any]:

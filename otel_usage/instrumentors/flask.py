@@ -35,7 +35,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from otel_usage._errors import internal_error
 from otel_usage.instrumentors._flask_geo import MaxMindGeoResolver
-from otel_usage.instrumentors._flask_hooks import EXTENSION_KEY, AppState, ensure_server_span
+from otel_usage.instrumentors._flask_hooks import EXTENSION_KEY, AppState, ensure_server_span, skip_request
 from otel_usage.instrumentors._flask_request import GeoResolver, VisitorCookie, warm_up_user_agent_parser
 from otel_usage.instrumentors._flask_settings import FIELDS, FlaskUsageSettings, resolve_settings, strict
 
@@ -43,7 +43,14 @@ if TYPE_CHECKING:
     from flask import Flask, Request
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["FlaskUsageInstrumentor", "FlaskUsageSettings", "MaxMindGeoResolver", "UsageTracking", "resolve_settings"]
+__all__ = [
+    "FlaskUsageInstrumentor",
+    "FlaskUsageSettings",
+    "MaxMindGeoResolver",
+    "UsageTracking",
+    "resolve_settings",
+    "skip_request",
+]
 
 logger = logging.getLogger(__name__)
 

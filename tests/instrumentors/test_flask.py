@@ -1076,3 +1076,25 @@ def test_explicit_tracking_takes_over_an_auto_tracked_app(usage: CapturedUsage, 
     finally:
         instrumentor.uninstrument()
     assert paths(usage) == ["/in", "/in"]
+
+
+def test_skip_request_at_run_time(usage: CapturedUsage, http: requests.Session) -> None:
+    """``skip_request()`` in a view drops that request's log (what it called before included)."""
+    from otel_usage.instrumentors.flask import skip_request
+
+    app, _ = make_app(usage)
+
+    @app.route("/page")
+    def page() -> str:
+        load_note(1)
+        if "bot" in flask.request.headers.get("User-Agent", ""):
+            assert skip_request() is True
+        load_note(2)
+        return "page"
+
+    with serve(app) as base:
+        assert http.get(f"{base}/page", headers={"User-Agent": "crawler-bot/1.0"}).text == "page"
+        assert http.get(f"{base}/page", headers={"User-Agent": "Mozilla/5.0"}).text == "page"
+    log = only(usage.logs)
+    assert log["request"]["user_agent"]["string"] == "Mozilla/5.0"
+    assert skip_request() is False  # outside a request
