@@ -259,7 +259,7 @@ class UsageTracking:
         app.after_request(state.after_request)
         from flask import got_request_exception
 
-        got_request_exception.connect(state.on_exception, app, weak=False)
+        got_request_exception.connect(state.on_exception, app)  # weak: gone with the app
         warm_up_user_agent_parser()
 
 

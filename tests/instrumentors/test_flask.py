@@ -1098,3 +1098,16 @@ def test_skip_request_at_run_time(usage: CapturedUsage, http: requests.Session) 
     log = only(usage.logs)
     assert log["request"]["user_agent"]["string"] == "Mozilla/5.0"
     assert skip_request() is False  # outside a request
+
+
+def test_a_tracked_app_can_be_garbage_collected(usage: CapturedUsage) -> None:
+    """The tracking keeps no app alive (many apps in a test session do not pile up)."""
+    import gc
+    import weakref
+
+    app, _ = make_app(usage)
+    assert app.test_client().get("/notes/1").status_code == 200
+    ref = weakref.ref(app)
+    del app
+    gc.collect()
+    assert ref() is None
