@@ -187,7 +187,7 @@ def _user_agent(environ: Mapping[str, Any]) -> dict[str, Any]:
         "version": version,
         "os": os_name,
         "device": device,
-        "language": _language(environ.get("HTTP_ACCEPT_LANGUAGE", "")),
+        "language": _language(environ.get("HTTP_ACCEPT_LANGUAGE", "")[:256]),
     }
 
 
