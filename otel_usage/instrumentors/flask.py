@@ -16,7 +16,8 @@ request's usage log (no second span per request); the app is instrumented with i
 yet. Once the view has answered (``after_request``, or ``got_request_exception`` when exceptions
 propagate), the info key ``request`` is written on that span's record: method, url, path, route,
 endpoint, blueprint, view and query arguments, status, addresses, user, user agent, and optionally a
-visitor id and a geography. An excluded request's log is discarded whole, whatever probes it called.
+visitor id and a geography. An excluded request's log is discarded whole, whatever probes it called;
+:func:`skip_request` does the same from a view, decided at run time.
 
 Settings: an explicit argument, else the ``app.config`` key named like the variable, else the variable:
 ``OTEL_USAGE_FLASK_MODE``, ``OTEL_USAGE_FLASK_TRUSTED_PROXIES``, ``OTEL_USAGE_FLASK_VISITOR_COOKIE``,
