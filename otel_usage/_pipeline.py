@@ -16,7 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry import _logs, trace
@@ -416,14 +416,3 @@ def install_pipeline(pipeline: UsagePipeline) -> None:
             atexit.register(_at_exit)
             _atexit_registered = True
 
-
-def _reset_for_tests(hook: Callable[[], None] | None = None) -> None:
-    """Forget the global pipeline without touching OpenTelemetry's globals (test helper)."""
-    global _pipeline
-    with _lock:
-        _pipeline = None
-        RUNTIME.tracer_provider = None
-        RUNTIME.disabled = False
-        RUNTIME.changed()
-    if hook is not None:
-        hook()

@@ -256,13 +256,27 @@ def _fail(span: Any, exc: BaseException) -> None:
 def _end(span: Any, token: Any, result: Any, record_return: bool) -> None:
     try:
         context.detach(token)
-        if record_return:
-            entry = getattr(span, ENTRY_ATTR, None)
-            if isinstance(entry, Entry):
-                entry.ret = serialize(result)
-        span.end()
     except Exception as err:  # noqa: BLE001
         internal_error(err, "probe end")
+    _finish_detached(span, result, record_return)
+
+
+def _start_detached(spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, bool]:
+    """For generators: (span, its context to attach at each step, hide flag), the context not left attached."""
+    if HIDDEN.get():
+        return None, None, False
+    if _filtered(spec):
+        return None, None, True
+    try:
+        span, token = _start(spec, args, kwargs)
+        if span is None:
+            return None, None, False
+        ctx = context.get_current()
+        context.detach(token)
+        return span, ctx, False
+    except Exception as err:  # noqa: BLE001
+        internal_error(err, "probe start")
+        return None, None, False
 
 
 def _abandon(span: Any) -> None:
@@ -390,19 +404,7 @@ def _gen_wrapper(func: Callable[..., Generator[Any, Any, Any]], spec: ProbeSpec)
     """The span covers the whole iteration; the context is attached only while the generator runs."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        hide = _filtered(spec) and not HIDDEN.get()
-        record = not _filtered(spec) and not HIDDEN.get()
-        span = None
-        ctx = None
-        if record:
-            try:
-                span, token = _start(spec, args, kwargs)
-                if span is not None:
-                    ctx = context.get_current()
-                    context.detach(token)
-            except Exception as err:  # noqa: BLE001
-                internal_error(err, "probe start")
-                span = None
+        span, ctx, hide = _start_detached(spec, args, kwargs)
         gen = func(*args, **kwargs)
         sent: Any = None
         thrown: BaseException | None = None
@@ -445,19 +447,7 @@ def _async_gen_wrapper(
     func: Callable[..., AsyncGenerator[Any, Any]], spec: ProbeSpec
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        hide = _filtered(spec) and not HIDDEN.get()
-        record = not _filtered(spec) and not HIDDEN.get()
-        span = None
-        ctx = None
-        if record:
-            try:
-                span, token = _start(spec, args, kwargs)
-                if span is not None:
-                    ctx = context.get_current()
-                    context.detach(token)
-            except Exception as err:  # noqa: BLE001
-                internal_error(err, "probe start")
-                span = None
+        span, ctx, hide = _start_detached(spec, args, kwargs)
         agen = func(*args, **kwargs)
         sent: Any = None
         thrown: BaseException | None = None
