@@ -2,11 +2,14 @@
 stock FlaskInstrumentor + BatchSpanProcessor to a discarding exporter. Target: ratio >= 0.9.
 
     python benchmarks/bench_flask.py [--seconds 5] [--rounds 3] [--app notes|hello] [--client auto|wrk|python]
+                                     [--exporter sql|file|null|none]
 
 Both servers (Werkzeug, threaded, 127.0.0.1, free ports) run at once, each in its own process; the load
 comes from a separate process (``wrk`` when installed, else a Python client process with several
-threads) and hits one server at a time, alternating rounds (usage, stock, usage, stock ...) so that both
-see the same machine. Each server's requests/s is the median of its rounds.
+threads) and hits one server at a time, alternating (usage, stock, stock, usage, usage ...) so that both
+see the same machine. Each server's requests/s is the median of its rounds; the headline ratio is the
+median over rounds of usage/stock measured back to back (the order alternates round by round), which
+cancels slow drifts of the machine.
 
 Apps: ``notes`` (default): the notes example's JSON API (``GET /api/notes/<id>`` with a Bearer token:
 a before-request token lookup, two SQLite queries, probed service functions); ``hello``: one route that
@@ -37,6 +40,28 @@ TOKEN = "tok-bob"
 
 
 # --- servers (each in its own process) ---------------------------------------------------------------------
+
+
+def _null_exporter_class() -> Any:
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+    class NullExporter(LogRecordExporter):
+        """Receives the usage logs and discards them: the pipeline's cost without a sink's."""
+
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    return NullExporter
+
+
+def _null_exporter() -> Any:
+    return _null_exporter_class()()
 
 
 def _hello_app() -> Any:
@@ -78,6 +103,7 @@ def _serve(mode: str, app_name: str, data_dir: str, exporter: str, conn: Any) ->
             "sql": lambda: [SqlUsageExporter(f"sqlite:///{data_dir}/usage-{app_name}.db")],
             "file": lambda: [FileUsageExporter(f"{data_dir}/usage-{app_name}.jsonl")],
             "none": lambda: [],
+            "null": lambda: [_null_exporter()],
         }
         otel_usage.configure(exporters=exporters[exporter](), service_name="bench")
     else:
@@ -210,9 +236,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections of the load (8)")
     parser.add_argument(
         "--exporter",
-        choices=["sql", "file", "none"],
+        choices=["sql", "file", "null", "none"],
         default="sql",
-        help="usage exporter of the tracked server: sql (SQLite, the P4 target), file (JSONL) or none",
+        help="usage exporter of the tracked server: sql (SQLite, the P4 target), file (JSONL), "
+        "null (logs made and discarded) or none (no exporter)",
     )
     args = parser.parse_args()
     client = args.client
@@ -227,14 +254,24 @@ def main() -> None:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(mode, args.app, data_dir, args.exporter, child), daemon=True)
             proc.start()
+            if not parent.poll(60):  # the server died before listening: its traceback is on stderr
+                raise SystemExit(f"the {mode} server did not start (exit code {proc.exitcode})")
             servers[mode] = (proc, parent.recv())
         for _mode, (_proc, port) in servers.items():  # warm-up: rules compiled, caches filled, DB files created
             measure("python", port, path, 1.0, 2)
         rates: dict[str, list[float]] = {"usage": [], "stock": []}
         errors = {"usage": 0, "stock": 0}
-        for _ in range(args.rounds):
-            for mode, (_proc, port) in servers.items():
+        cpu = {"usage": 0.0, "stock": 0.0}
+        served = {"usage": 0.0, "stock": 0.0}
+        for round_number in range(args.rounds):
+            order = ["usage", "stock"] if round_number % 2 == 0 else ["stock", "usage"]
+            for mode in order:
+                proc, port = servers[mode]
+                before = _cpu_seconds(proc.pid)
+                started = time.monotonic()
                 rate, failed = measure(client, port, path, args.seconds, args.connections)
+                cpu[mode] += _cpu_seconds(proc.pid) - before
+                served[mode] += rate * (time.monotonic() - started)
                 rates[mode].append(rate)
                 errors[mode] += failed
         time.sleep(1.5)  # let the last batch reach its sink before counting
@@ -252,6 +289,7 @@ def main() -> None:
         "usage": {
             "sql": "usage tracking + SqlUsageExporter (SQLite)",
             "file": "usage tracking + FileUsageExporter (JSONL)",
+            "null": "usage tracking + discarding exporter",
             "none": "usage tracking, no exporter",
         }[args.exporter],
         "stock": "stock FlaskInstrumentor + BatchSpanProcessor",
@@ -259,8 +297,25 @@ def main() -> None:
     for mode, label in labels.items():
         rounds = ", ".join(f"{r:.0f}" for r in rates[mode])
         print(f"{label:<44} {statistics.median(rates[mode]):>15.1f} {rounds:>30} {errors[mode]:>7}")
-    print(f"ratio usage/stock: {usage / stock:.3f} (target >= 0.9); usage logs stored: {stored}")
+    paired = statistics.median(u / s for u, s in zip(rates["usage"], rates["stock"], strict=True))
+    print(f"ratio of the medians usage/stock: {usage / stock:.3f}; usage logs stored: {stored}")
+    print(f"ratio usage/stock, median of the {args.rounds} paired rounds: {paired:.3f} (target >= 0.9)")
     print(f"added time per request: {(1 / usage - 1 / stock) * 1e6:.0f} us (of {1e6 / stock:.0f} us per stock request)")
+    if cpu["stock"] > 0:
+        per_request = {mode: cpu[mode] / served[mode] * 1e6 for mode in cpu if served[mode]}
+        print(
+            "server CPU per request (all threads, about): "
+            + ", ".join(f"{mode} {value:.0f} us" for mode, value in per_request.items())
+        )
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count_logs(data_dir: Path, app: str) -> int:

@@ -148,7 +148,7 @@ def raw_insert(engine: sa.Engine, tables: SqlTables, batches: list[list[Prepared
     for batch in batches:
         with engine.begin() as conn:
             ids = [row[0] for row in conn.execute(insert_logs, [item.row for item in batch])]
-            calls = [{**call, "log_id": log_id} for item, log_id in zip(batch, ids, strict=True) for call in item.calls]
+            calls = [row for item, log_id in zip(batch, ids, strict=True) for row in item.call_rows(log_id)]
             conn.execute(insert_calls, calls)
 
 

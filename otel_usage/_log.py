@@ -19,7 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_usage import _stats
 from otel_usage._chain import UsageProcessor, run_chain
-from otel_usage._params import serialize
+from otel_usage._params import serialize_attributes
 from otel_usage._processor import Entry, Root
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage.version import __version__
@@ -77,7 +77,7 @@ def _record(entry: Entry, origin_ns: int) -> dict[str, Any]:
         if entry.class_name is not None:
             record["class_name"] = entry.class_name
     elif entry.attributes:
-        record["attributes"] = serialize(dict(entry.attributes))
+        record["attributes"] = serialize_attributes(entry.attributes)
     failed = entry.error is not None or entry.status_error
     record["exception"] = failed
     if failed:

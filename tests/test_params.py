@@ -30,6 +30,7 @@ from otel_usage._params import (
     get_policy,
     register_representation,
     serialize,
+    serialize_attributes,
     serialize_named,
     set_policy,
 )
@@ -1036,3 +1037,65 @@ def test_serialize_never_raises_and_is_valid_json(value: Any, tight: bool) -> No
     assert dumps(serialize_named("password", value)) == '"[REDACTED]"'
     if tight:  # the budget is rough: about one item over per nesting level
         assert len(text) < 1500
+
+
+# --- span attributes ---------------------------------------------------------------------------------------
+
+_attribute_scalars = (
+    st.text(max_size=40)
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**1100), max_value=2**1100)
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+_attribute_values = _attribute_scalars | st.tuples(_attribute_scalars) | st.lists(st.text(max_size=5), max_size=3)
+_attribute_keys = st.sampled_from(["http.method", "password", "db.statement", "authToken", "author"]) | st.text(
+    max_size=30
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attributes=st.dictionaries(_attribute_keys, _attribute_values, max_size=12),
+    max_length=st.integers(1, 40),
+    max_items=st.integers(1, 14),
+    max_size=st.integers(1, 400),
+)
+def test_serialize_attributes_is_the_general_walk(
+    attributes: dict[str, Any], max_length: int, max_items: int, max_size: int
+) -> None:
+    """The fast path for span attributes gives exactly what serialize() gives, whatever the limits."""
+    limits(max_length=max_length, max_items=max_items, max_size=max_size)
+    assert serialize_attributes(attributes) == serialize(dict(attributes))
+
+
+def test_serialize_attributes_matches_the_walk_at_every_budget_boundary() -> None:
+    """Every max_size around where the walk starts cutting, for strings, numbers and booleans."""
+    attributes: dict[str, Any] = {
+        "http.method": "GET",
+        "n": 7,
+        "big": 2**70,
+        "ok": True,
+        "ratio": 0.25,
+        "http.target": "/api/notes/1",
+        "password": "x",
+    }
+    for max_length in (2, 5, 12, 64):
+        for max_size in range(1, 160):
+            limits(max_length=max_length, max_size=max_size)
+            assert serialize_attributes(attributes) == serialize(dict(attributes)), (max_length, max_size)
+
+
+def test_serialize_attributes_of_a_real_span_redacts_and_keeps_the_rest() -> None:
+    """The SDK's BoundedAttributes are read as they are, sensitive keys redacted."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    attributes = BoundedAttributes(
+        attributes={"http.method": "GET", "http.status_code": 200, "http.auth_token": "s3cret", "ratio": 0.5}
+    )
+    assert serialize_attributes(attributes) == {
+        "http.method": "GET",
+        "http.status_code": 200,
+        "http.auth_token": REDACTED,
+        "ratio": 0.5,
+    }

@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -43,7 +44,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -60,6 +61,7 @@ from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_schema import (
     COMPONENT,
+    PREPARED_CALL_COLUMNS,
     PreparedLog,
     SqlTables,
     dumps,
@@ -127,6 +129,8 @@ def _is_int_at_least(value: object, minimum: int) -> bool:
 
 def _is_data_error(exc: BaseException) -> bool:
     """True when ``exc`` is about the values of a row (retrying the same row cannot help)."""
+    if isinstance(exc, sqlite3.Error):  # raised by the SQLite write path, on the driver's own cursor
+        return isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError))
     if isinstance(exc, sa_exc.DBAPIError):
         return isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) and not exc.connection_invalidated
     if isinstance(exc, sa_exc.StatementError):  # a bind value the driver could not convert
@@ -136,7 +140,7 @@ def _is_data_error(exc: BaseException) -> bool:
 
 def _is_transient(exc: BaseException) -> bool:
     """True for a failure of the database rather than of the data: unreachable, locked, schema missing."""
-    if isinstance(exc, sa_exc.DBAPIError):
+    if isinstance(exc, (sa_exc.DBAPIError, sqlite3.Error)):
         return not _is_data_error(exc)
     return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, sa_exc.ResourceClosedError, OSError))
 
@@ -206,6 +210,7 @@ class SqlUsageExporter(LogRecordExporter):
         self._last_warning = 0.0
         self._last_error = ""
         self._insert_logs = self._build_insert_logs()
+        self._sqlite: _SqliteWriter | None = None
         self._memory = self._backend == "sqlite" and (
             self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
         )
@@ -369,21 +374,31 @@ class SqlUsageExporter(LogRecordExporter):
 
     def _write(self, items: list[PreparedLog]) -> None:
         """Insert logs and their call records in one transaction; logs already stored are skipped."""
-        tables = self._tables
         with self._connect(write=True) as conn, conn.begin():
-            result = conn.execute(self._insert_logs, [item.row for item in items])
-            ids = {(row[1], row[2]): row[0] for row in result}
-            calls = [
-                {**call, "log_id": log_id}
-                for item in items
-                if (log_id := ids.get(item.key)) is not None
-                for call in item.calls
-            ]
-            if calls:
-                conn.execute(tables.calls.insert(), calls)
-        _stats.count("sql_logs_stored", len(ids))
-        if len(ids) < len(items):
-            _stats.count("sql_logs_duplicate", len(items) - len(ids))
+            if self._backend == "sqlite":
+                stored = self._sqlite_writer(conn.dialect).write(conn, items)
+            else:
+                stored = self._write_core(conn, items)
+        _stats.count("sql_logs_stored", stored)
+        if stored < len(items):
+            _stats.count("sql_logs_duplicate", len(items) - stored)
+
+    def _write_core(self, conn: Connection, items: list[PreparedLog]) -> int:
+        """The SQLAlchemy Core write path (PostgreSQL): one multi-row INSERT ... RETURNING, then the calls."""
+        result = conn.execute(self._insert_logs, [item.row for item in items])
+        ids = {(row[1], row[2]): row[0] for row in result}
+        calls = [
+            row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)
+        ]
+        if calls:
+            conn.execute(self._tables.calls.insert(), calls)
+        return len(ids)
+
+    def _sqlite_writer(self, dialect: Dialect) -> _SqliteWriter:
+        writer = self._sqlite
+        if writer is None or writer.dialect is not dialect:
+            writer = self._sqlite = _SqliteWriter(self._tables, dialect)
+        return writer
 
     def _build_insert_logs(self) -> Any:
         logs = self._tables.logs
@@ -528,6 +543,120 @@ class SqlUsageExporter(LogRecordExporter):
     def _lock_key(self) -> int:
         digest = hashlib.sha256(f"otel_usage.schema:{self._tables.prefix}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class _SqliteWriter:
+    """The SQLite write path, on the driver's cursor inside SQLAlchemy's transaction.
+
+    sqlite3 runs in-process and releases the GIL around every step of a statement: with one step per row
+    (``executemany``, or ``RETURNING`` rows), the worker hands the GIL back and forth with the application's
+    threads hundreds of times per batch, and that costs more CPU than the rows themselves. So a batch is a
+    few multi-row statements instead: under SQLite's write lock (``BEGIN IMMEDIATE``, held until commit) the
+    writer looks up which logs are already stored, numbers the new ones from ``max(id) + 1``, and inserts
+    logs and call records ``rows_per_statement`` at a time. Values go through the very bind processors
+    SQLAlchemy uses for these columns, so they read back through SQLAlchemy exactly as before. A log that
+    is stored anyway (it cannot be, under the lock) makes the insert fail as a data error, which the
+    exporter resolves one log per transaction.
+    """
+
+    #: Rows per multi-row statement at most (fewer when the bound-variable limit requires it).
+    MAX_ROWS_PER_STATEMENT = 200
+
+    def __init__(self, tables: SqlTables, dialect: Dialect) -> None:
+        self.dialect = dialect
+        preparer = dialect.identifier_preparer
+        log_columns = [tables.logs.c.id, *(tables.logs.c[name] for name in tables.log_columns)]
+        call_columns = [tables.calls.c.log_id, *(tables.calls.c[name] for name in PREPARED_CALL_COLUMNS)]
+        self._log_processors = _processors(log_columns, dialect)
+        self._call_processors = _processors(call_columns, dialect)
+        self._logs_table = preparer.format_table(tables.logs)
+        self._log_width = len(log_columns)
+        self._call_width = len(call_columns)
+        self._insert_log = f"INSERT INTO {self._logs_table} ({_names(log_columns, preparer)}) VALUES "
+        self._insert_call = (
+            f"INSERT INTO {preparer.format_table(tables.calls)} ({_names(call_columns, preparer)}) VALUES "
+        )
+        self._trace_id = preparer.format_column(tables.logs.c.trace_id)
+        self._span_id = preparer.format_column(tables.logs.c.span_id)
+        self._id = preparer.format_column(tables.logs.c.id)
+
+    def write(self, conn: Connection, items: list[PreparedLog]) -> int:
+        """Insert ``items`` (logs already stored are skipped); the number of logs stored."""
+        driver = conn.connection.driver_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        try:
+            limit = _variable_limit(driver)
+            stored = self._stored_keys(cursor, [item.key for item in items], limit)
+            new = [item for item in items if item.key not in stored]
+            if not new:
+                return 0
+            cursor.execute(f"SELECT max({self._id}) FROM {self._logs_table}")
+            next_id = (cursor.fetchone()[0] or 0) + 1
+            log_rows: list[list[Any]] = []
+            call_rows: list[list[Any]] = []
+            log_processors, call_processors = self._log_processors, self._call_processors
+            for log_id, item in enumerate(new, next_id):
+                log_rows.append(_bound([log_id, *item.values], log_processors))
+                call_rows.extend(_bound([log_id, *call], call_processors) for call in item.calls)
+            self._insert(cursor, self._insert_log, self._log_width, log_rows, limit)
+            self._insert(cursor, self._insert_call, self._call_width, call_rows, limit)
+            return len(new)
+        finally:
+            cursor.close()
+
+    def _stored_keys(self, cursor: Any, keys: list[tuple[str, str]], limit: int) -> set[tuple[str, str]]:
+        """Which of ``keys`` (trace id, span id) are already stored."""
+        stored: set[tuple[str, str]] = set()
+        wanted = set(keys)
+        trace_ids = sorted({trace_id for trace_id, _ in keys})
+        step = max(1, min(limit, 500))
+        for i in range(0, len(trace_ids), step):
+            chunk = trace_ids[i : i + step]
+            cursor.execute(
+                f"SELECT {self._trace_id}, {self._span_id} FROM {self._logs_table} "
+                f"WHERE {self._trace_id} IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            stored.update(key for key in map(tuple, cursor.fetchall()) if key in wanted)
+        return stored
+
+    def _insert(self, cursor: Any, head: str, width: int, rows: list[list[Any]], limit: int) -> None:
+        per_statement = max(1, min(self.MAX_ROWS_PER_STATEMENT, limit // width))
+        group = "(" + ", ".join("?" * width) + ")"
+        for i in range(0, len(rows), per_statement):
+            chunk = rows[i : i + per_statement]
+            cursor.execute(head + ", ".join([group] * len(chunk)), [value for row in chunk for value in row])
+
+
+def _names(columns: list[Column[Any]], preparer: Any) -> str:
+    return ", ".join(preparer.format_column(column) for column in columns)
+
+
+def _variable_limit(driver: Any) -> int:
+    """Most bound variables one statement may have on this connection (999 when it cannot be asked)."""
+    getlimit = getattr(driver, "getlimit", None)  # Python 3.11+
+    category = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
+    if getlimit is None or category is None:
+        return 999
+    try:
+        return int(getlimit(category))
+    except (sqlite3.Error, AttributeError):
+        return 999
+
+
+def _processors(columns: list[Column[Any]], dialect: Dialect) -> list[tuple[int, Any]]:
+    """``(position, bind processor)`` of the columns that have one on ``dialect``."""
+    found = ((i, column.type.dialect_impl(dialect).bind_processor(dialect)) for i, column in enumerate(columns))
+    return [(i, process) for i, process in found if process is not None]
+
+
+def _bound(values: list[Any], processors: list[tuple[int, Any]]) -> list[Any]:
+    """``values`` with the bind processors applied (in place); None stays NULL."""
+    for i, process in processors:
+        value = values[i]
+        if value is not None:
+            values[i] = process(value)
+    return values
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_millis: int) -> None:

@@ -16,6 +16,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecor
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._schema import USAGE_LOG_EVENT
+from otel_usage.exporters import _sql_schema as sql_schema_module
+from otel_usage.exporters import sql as sql_module
 from otel_usage.exporters.sql import SqlUsageExporter
 from tests._postgres import free_port
 from tests.exporters.conftest import BASE_START, iso, make_log, make_record
@@ -65,6 +67,68 @@ def test_round_trip_returns_the_original_log(db_url: str, exporter_factory: Any)
     (stored,) = exporter.get_usage()
     assert stored == as_stored(log)
     assert stored["start"].tzinfo is not None and stored["start"].utcoffset() == dt.timedelta(0)
+
+
+def test_large_batches_span_several_statements(db_url: str, exporter_factory: Any, clean_stats: None) -> None:
+    """Batches larger than one multi-row statement land whole, in order, with each call row under its own
+    log, and a retry that overlaps stored logs adds only the new ones."""
+    _check_large_batches(db_url, exporter_factory(db_url))
+
+
+def test_sqlite_bound_variable_limit_is_honoured(
+    tmp_path: Any, exporter_factory: Any, monkeypatch: pytest.MonkeyPatch, clean_stats: None
+) -> None:
+    """With a SQLite that allows few bound variables per statement, statements are cut to fit (SQLite itself
+    enforces the lowered limit: a statement over it would fail the export)."""
+    limits: list[int] = []
+    asked = sql_module._variable_limit
+
+    def low_limit(driver: Any) -> int:
+        setlimit = getattr(driver, "setlimit", None)  # Python 3.11+: lower the real limit
+        if setlimit is not None:
+            setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+        limits.append(asked(driver) if setlimit is not None else 40)
+        return limits[-1]
+
+    monkeypatch.setattr(sql_module, "_variable_limit", low_limit)
+    url = f"sqlite:///{tmp_path / 'usage.db'}"
+    _check_large_batches(url, exporter_factory(url))
+    assert limits and set(limits) == {40}
+
+
+def _check_large_batches(db_url: str, exporter: SqlUsageExporter) -> None:
+    logs = [make_log(i) for i in range(450)]
+    assert exporter.export([make_record(log) for log in logs[:300]]) == SUCCESS
+    assert exporter.export([make_record(log) for log in logs[150:]]) == SUCCESS
+    assert rows(db_url, "SELECT count(*), count(DISTINCT trace_id) FROM usage_logs") == [(450, 450)]
+    assert _stats.stats()["sql_logs_duplicate"] == 150
+    pairs = rows(
+        db_url,
+        "SELECT l.trace_id, c.position, c.function FROM usage_calls c JOIN usage_logs l ON l.id = c.log_id "
+        "ORDER BY l.id, c.position",
+    )
+    assert pairs == [
+        (log["trace_id"], position, log["data"][position]["function"]) for log in logs for position in (0, 1)
+    ]
+    stored = exporter.get_usage(limit=500)
+    assert [log["trace_id"] for log in stored] == [log["trace_id"] for log in reversed(logs)]
+    assert stored[0] == as_stored(logs[-1])
+
+
+def test_json_columns_round_trip_values_orjson_refuses(
+    db_url: str, exporter_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ints beyond 64 bits and non-string keys are stored by the standard encoder where orjson refuses,
+    and everything reads back the same with orjson absent."""
+    big = make_log(1, counter=2**70, scores={1: "one", None: "none"})
+    assert exporter_factory(db_url).export([make_record(big)]) == SUCCESS
+    monkeypatch.setattr(sql_schema_module, "_orjson", None)
+    plain = make_log(2, counter=2**70)
+    exporter = exporter_factory(db_url)
+    assert exporter.export([make_record(plain)]) == SUCCESS
+    by_trace = {log["trace_id"]: log for log in exporter.get_usage()}
+    assert by_trace[big["trace_id"]] == as_stored({**big, "scores": {"1": "one", "null": "none"}})
+    assert by_trace[plain["trace_id"]] == as_stored(plain)
 
 
 def test_other_log_records_are_ignored(db_url: str, exporter_factory: Any) -> None:
