@@ -372,7 +372,8 @@ class UsageSpanProcessor(SpanProcessor):
         root = entry.root
         ready = False
         with self._lock:
-            if root.state == EMITTED:
+            # QUEUED with the root itself ending: it was taken while still open (age limit, shutdown)
+            if root.state == EMITTED or (root.state == QUEUED and entry is root):
                 late = True
             else:
                 late = False

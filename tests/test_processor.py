@@ -244,6 +244,25 @@ def test_open_root_past_max_age_emitted_unfinished():
     assert dropped["late_span"] == 1
 
 
+def test_root_ending_while_its_unfinished_log_is_being_emitted_is_late():
+    """A root taken for emission as unfinished (age limit, shutdown) that ends before the log is out is a
+    late span, not an internal error, and its log is emitted once."""
+    otel_usage._stats.reset()
+    with capture_usage() as usage:
+        processor = usage.pipeline.span_processor
+        span = usage.tracer_provider.get_tracer("t").start_span("job")
+        taken = processor._collect(final=True)  # the worker's step, frozen between collect and emit
+        assert len(taken) == 1
+        span.end()
+        processor._emit(taken[0])
+        usage.flush()
+        (log,) = usage.logs
+    assert log["span_id"] == format(span.get_span_context().span_id, "016x")
+    stats = otel_usage.stats()
+    assert stats.get("internal_errors", 0) == 0
+    assert stats["dropped"].get("late_span") == 1
+
+
 def test_stats_counts_emitted_logs():
     """stats() counts emitted logs and reports nothing buffered when idle."""
     otel_usage._stats.reset()
