@@ -109,7 +109,10 @@ def _prepared(key: str, value: Any) -> tuple[Any, str] | None:
     """Serialize an info value and its baggage form; None (warned, counted) when it cannot travel."""
     clean = _params.serialize_named(key, value)
     encoded = encode_info_value(clean)
-    if len(quote_plus(key)) + 1 + len(quote_plus(encoded)) > _MAX_PAIR_BYTES:
+    # percent-encoding at most triples the UTF-8 bytes: measure exactly only when that could be too long
+    if (len(key) + len(encoded)) * 12 + 1 > _MAX_PAIR_BYTES and (
+        len(quote_plus(key)) + 1 + len(quote_plus(encoded)) > _MAX_PAIR_BYTES
+    ):
         _stats.count_drop("info_oversize", detail=f"info key {key!r}")
         return None
     return clean, encoded

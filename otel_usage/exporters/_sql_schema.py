@@ -26,7 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -89,7 +89,9 @@ LOG_COLUMNS = (
 )
 
 #: Top-level keys of a usage log that have their own column (everything else reserved goes to ``extra``).
-_OWN_COLUMN_KEYS = ("data", "trace_id", "span_id", "parent_span_id", "service", "start", "duration", "status", "schema")
+_OWN_COLUMN_KEYS = frozenset(
+    ("data", "trace_id", "span_id", "parent_span_id", "service", "start", "duration", "status", "schema")
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -351,8 +353,18 @@ class SqlTables:
         for key, column in self.columns.items():
             self.filters[key] = self.logs.c[column]
 
-    def prepare(self, log: Mapping[str, Any]) -> PreparedLog:
+    def prepare(
+        self,
+        log: Mapping[str, Any],
+        encode: Callable[[Any], Any] | None = None,
+        stamp: Callable[[dt.datetime], Any] | None = None,
+    ) -> PreparedLog:
         """The column values of one usage log and of its call records.
+
+        Args:
+            log: the usage log.
+            encode: when given, applied to the JSON columns' values (not to None): the driver-ready form.
+            stamp: when given, applied to ``start`` (an aware UTC datetime).
 
         Raises:
             ValueError: the log lacks its ids or its start time cannot be read.
@@ -369,27 +381,16 @@ class SqlTables:
             elif k not in _OWN_COLUMN_KEYS:
                 extra[k] = v
         data = get("data")
-        values = (
-            trace_id,
-            span_id,
-            _text(get("parent_span_id")),
-            _text(get("service")),
-            _parse_start(get("start")),
-            _float(get("duration")),
-            _text(get("status")),
-            _int(get("schema", SCHEMA_VERSION)),
-            info,
-            data,
-            extra or None,
-            *(promoted_text(_lookup(info, key)) for key in self.columns),
-        )
+        start = _parse_start(get("start"))
+        promoted = [promoted_text(_lookup(info, key)) for key in self.columns]
         calls: list[tuple[Any, ...]] = []
-        if isinstance(data, (list, tuple)) or (isinstance(data, Sequence) and not isinstance(data, (str, bytes))):
+        if type(data) is list or (isinstance(data, Sequence) and not isinstance(data, (str, bytes))):
             for position, record in enumerate(data):
                 if type(record) is not dict and not isinstance(record, Mapping):
                     continue
                 rget = record.get
                 exception = rget("exception")
+                params = rget("params")
                 calls.append(
                     (
                         position,
@@ -400,9 +401,29 @@ class SqlTables:
                         _float(rget("start")),
                         _float(rget("duration")),
                         None if exception is None else bool(exception),
-                        rget("params"),
+                        params if encode is None or params is None else encode(params),
                     )
                 )
+        if encode is not None:
+            info_value: Any = encode(info)
+            data_value: Any = None if data is None else encode(data)
+            extra_value: Any = encode(extra) if extra else None
+        else:
+            info_value, data_value, extra_value = info, data, extra or None
+        values = (
+            trace_id,
+            span_id,
+            _text(get("parent_span_id")),
+            _text(get("service")),
+            start if stamp is None else stamp(start),
+            _float(get("duration")),
+            _text(get("status")),
+            _int(get("schema", SCHEMA_VERSION)),
+            info_value,
+            data_value,
+            extra_value,
+            *promoted,
+        )
         return PreparedLog((trace_id, span_id), values, calls, self.log_columns)
 
     def log_from_row(self, row: Mapping[Any, Any]) -> UsageLog:

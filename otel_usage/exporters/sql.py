@@ -38,7 +38,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -335,9 +335,10 @@ class SqlUsageExporter(LogRecordExporter):
 
     def _export_logs(self, logs: Sequence[Mapping[str, Any]]) -> LogRecordExportResult:
         prepared: dict[tuple[str, str], PreparedLog] = {}
+        prepare = self._sqlite_writer(self._get_engine().dialect).prepare if self._backend == "sqlite" else None
         for log in logs:
             try:
-                item = self._tables.prepare(log)
+                item = prepare(log) if prepare is not None else self._tables.prepare(log)
             except (ValueError, TypeError, OverflowError) as exc:
                 _stats.count_drop("sql_invalid_log", 1, str(exc))
                 continue
@@ -553,10 +554,13 @@ class _SqliteWriter:
     threads hundreds of times per batch, and that costs more CPU than the rows themselves. So a batch is a
     few multi-row statements instead: under SQLite's write lock (``BEGIN IMMEDIATE``, held until commit) the
     writer looks up which logs are already stored, numbers the new ones from ``max(id) + 1``, and inserts
-    logs and call records ``rows_per_statement`` at a time. Values go through the very bind processors
-    SQLAlchemy uses for these columns, so they read back through SQLAlchemy exactly as before. A log that
-    is stored anyway (it cannot be, under the lock) makes the insert fail as a data error, which the
-    exporter resolves one log per transaction.
+    logs and call records ``rows_per_statement`` at a time. A log that is stored anyway (it cannot be,
+    under the lock) makes the insert fail as a data error, which the exporter resolves one log per
+    transaction.
+
+    Values are made driver-ready while the log is read (:meth:`prepare`): JSON columns and ``start``
+    through the very bind processors SQLAlchemy uses for them (so they read back through SQLAlchemy
+    exactly as before); text, numbers and booleans are bound as they are, as SQLAlchemy binds them.
     """
 
     #: Rows per multi-row statement at most (fewer when the bound-variable limit requires it).
@@ -564,11 +568,12 @@ class _SqliteWriter:
 
     def __init__(self, tables: SqlTables, dialect: Dialect) -> None:
         self.dialect = dialect
+        self._tables = tables
         preparer = dialect.identifier_preparer
         log_columns = [tables.logs.c.id, *(tables.logs.c[name] for name in tables.log_columns)]
         call_columns = [tables.calls.c.log_id, *(tables.calls.c[name] for name in PREPARED_CALL_COLUMNS)]
-        self._log_processors = _processors(log_columns, dialect)
-        self._call_processors = _processors(call_columns, dialect)
+        self._encode = _bind_processor(tables.logs.c.info, dialect)
+        self._stamp = _bind_processor(tables.logs.c.start, dialect)
         self._logs_table = preparer.format_table(tables.logs)
         self._log_width = len(log_columns)
         self._call_width = len(call_columns)
@@ -580,8 +585,12 @@ class _SqliteWriter:
         self._span_id = preparer.format_column(tables.logs.c.span_id)
         self._id = preparer.format_column(tables.logs.c.id)
 
+    def prepare(self, log: Mapping[str, Any]) -> PreparedLog:
+        """``log`` as driver-ready column values (see :meth:`SqlTables.prepare`)."""
+        return self._tables.prepare(log, self._encode, self._stamp)
+
     def write(self, conn: Connection, items: list[PreparedLog]) -> int:
-        """Insert ``items`` (logs already stored are skipped); the number of logs stored."""
+        """Insert ``items`` (made by :meth:`prepare`; logs already stored are skipped); the number stored."""
         driver = conn.connection.driver_connection
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:
@@ -592,12 +601,11 @@ class _SqliteWriter:
                 return 0
             cursor.execute(f"SELECT max({self._id}) FROM {self._logs_table}")
             next_id = (cursor.fetchone()[0] or 0) + 1
-            log_rows: list[list[Any]] = []
-            call_rows: list[list[Any]] = []
-            log_processors, call_processors = self._log_processors, self._call_processors
+            log_rows: list[tuple[Any, ...]] = []
+            call_rows: list[tuple[Any, ...]] = []
             for log_id, item in enumerate(new, next_id):
-                log_rows.append(_bound([log_id, *item.values], log_processors))
-                call_rows.extend(_bound([log_id, *call], call_processors) for call in item.calls)
+                log_rows.append((log_id, *item.values))
+                call_rows.extend((log_id, *call) for call in item.calls)
             self._insert(cursor, self._insert_log, self._log_width, log_rows, limit)
             self._insert(cursor, self._insert_call, self._call_width, call_rows, limit)
             return len(new)
@@ -620,12 +628,19 @@ class _SqliteWriter:
             stored.update(key for key in map(tuple, cursor.fetchall()) if key in wanted)
         return stored
 
-    def _insert(self, cursor: Any, head: str, width: int, rows: list[list[Any]], limit: int) -> None:
+    def _insert(self, cursor: Any, head: str, width: int, rows: list[tuple[Any, ...]], limit: int) -> None:
         per_statement = max(1, min(self.MAX_ROWS_PER_STATEMENT, limit // width))
         group = "(" + ", ".join("?" * width) + ")"
         for i in range(0, len(rows), per_statement):
             chunk = rows[i : i + per_statement]
             cursor.execute(head + ", ".join([group] * len(chunk)), [value for row in chunk for value in row])
+
+
+def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        raise TypeError(f"SQLAlchemy has no bind processor for {column} on {dialect.name}")
+    return process
 
 
 def _names(columns: list[Column[Any]], preparer: Any) -> str:
@@ -642,21 +657,6 @@ def _variable_limit(driver: Any) -> int:
         return int(getlimit(category))
     except (sqlite3.Error, AttributeError):
         return 999
-
-
-def _processors(columns: list[Column[Any]], dialect: Dialect) -> list[tuple[int, Any]]:
-    """``(position, bind processor)`` of the columns that have one on ``dialect``."""
-    found = ((i, column.type.dialect_impl(dialect).bind_processor(dialect)) for i, column in enumerate(columns))
-    return [(i, process) for i, process in found if process is not None]
-
-
-def _bound(values: list[Any], processors: list[tuple[int, Any]]) -> list[Any]:
-    """``values`` with the bind processors applied (in place); None stays NULL."""
-    for i, process in processors:
-        value = values[i]
-        if value is not None:
-            values[i] = process(value)
-    return values
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_millis: int) -> None:

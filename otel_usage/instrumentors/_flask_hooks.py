@@ -137,6 +137,21 @@ def _hooked(hook: Callable[..., Any], request: Request, fields: dict[str, Any]) 
     return fields
 
 
+_request_proxy: Any = None
+
+
+def _current_request() -> Request:
+    """Flask's request of this context (the proxy is imported once: an import per request costs)."""
+    global _request_proxy
+    proxy = _request_proxy
+    if proxy is None:
+        from flask import request as proxy
+
+        _request_proxy = proxy
+    current: Request = proxy._get_current_object()
+    return current
+
+
 class AppState:
     """What one tracked app needs at request time; its bound methods are the app's hooks."""
 
@@ -171,9 +186,7 @@ class AppState:
             internal_error(exc, "Flask usage tracking (got_request_exception)")
 
     def record(self, status: int, response: Response | None) -> None:
-        from flask import request as request_proxy
-
-        request: Request = request_proxy._get_current_object()  # type: ignore[attr-defined]
+        request = _current_request()
         environ = request.environ
         # The server span of this very request (never "the current span": with an excluded URL there is
         # none, and the current one may then be a caller's, for an app called in-process).

@@ -336,6 +336,9 @@ class VisitorCookie:
         self.name = name
         self.max_age_seconds = max_age_seconds
         self.same_site = same_site
+        from itsdangerous import BadSignature
+
+        self._bad_signature = BadSignature
         self._signers: dict[bytes, Any] = {}
         #: (key, cookie value) -> visitor id, for cookies whose signature was checked already.
         self._verified: dict[tuple[str | bytes, str], str] = {}
@@ -355,8 +358,6 @@ class VisitorCookie:
 
     def read(self, request: Request, secret: str | bytes) -> tuple[str, str | None]:
         """``(visitor id, cookie value to set or None)``: the cookie's id if its signature holds, else a new one."""
-        from itsdangerous import BadSignature
-
         signer = self._signer(secret)
         raw = _cookie(request.environ.get("HTTP_COOKIE", ""), self.name)
         if raw:
@@ -365,7 +366,7 @@ class VisitorCookie:
                 return known, None
             try:
                 visitor: str = signer.unsign(raw).decode("ascii")
-            except (BadSignature, UnicodeDecodeError):
+            except (self._bad_signature, UnicodeDecodeError):
                 pass
             else:
                 if len(visitor) == 32 and all(c in "0123456789abcdef" for c in visitor):

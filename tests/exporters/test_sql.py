@@ -115,6 +115,35 @@ def _check_large_batches(db_url: str, exporter: SqlUsageExporter) -> None:
     assert stored[0] == as_stored(logs[-1])
 
 
+def test_sqlite_rows_are_what_sqlalchemy_core_writes(tmp_path: Any, exporter_factory: Any) -> None:
+    """The SQLite write path stores, column for column, exactly what a Core insert of the same log stores."""
+    logs = [make_log(1, events=[["checkout", 0.001, {"total": 12.5}]]), make_log(2, parent_span_id="00f067aa0ba902b7")]
+    logs[1]["data"][0]["exception"] = None
+    fast_url = f"sqlite:///{tmp_path / 'fast.db'}"
+    assert exporter_factory(fast_url, columns="user=user_name").export([make_record(log) for log in logs]) == SUCCESS
+    core_url = f"sqlite:///{tmp_path / 'core.db'}"
+    exporter_factory(core_url, columns="user=user_name").get_usage()  # the same schema, empty
+    tables = sql_schema_module.SqlTables("usage_", {"user": "user_name"})
+    engine = sa.create_engine(core_url, json_serializer=sql_schema_module.dumps)
+    with engine.begin() as conn:
+        for log in logs:
+            item = tables.prepare(log)
+            log_id = conn.execute(tables.logs.insert().returning(tables.logs.c.id), item.row).scalar_one()
+            conn.execute(tables.calls.insert(), item.call_rows(log_id))
+    engine.dispose()
+    fast, core = sqlite3.connect(tmp_path / "fast.db"), sqlite3.connect(tmp_path / "core.db")
+    try:
+        for table in ("usage_logs", "usage_calls"):
+            columns = [row[1] for row in fast.execute(f"PRAGMA table_info({table})")]
+            # values and their SQLite storage classes (text vs integer vs real), column for column
+            query = "SELECT " + ", ".join(f"{c}, typeof({c})" for c in columns) + f" FROM {table} ORDER BY 1, 3"
+            fast_rows, core_rows = fast.execute(query).fetchall(), core.execute(query).fetchall()
+            assert fast_rows == core_rows and len(fast_rows) >= 2
+    finally:
+        fast.close()
+        core.close()
+
+
 def test_json_columns_round_trip_values_orjson_refuses(
     db_url: str, exporter_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
