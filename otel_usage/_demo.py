@@ -1,10 +1,10 @@
 """``otel-usage demo``: the notes example app on a real local server, driven by simulated users.
 
-The app (``examples/notes_app`` of the source tree) runs on Werkzeug on 127.0.0.1 (a free port, in a
-thread) with Flask usage tracking; simulated users sign in, read, write, search, comment and call the JSON
-API over real HTTP for a bounded time. Usage logs go to ``usage.db`` (SQLite, :class:`SqlUsageExporter`)
-and ``usage.jsonl`` (:class:`FileUsageExporter`) in the output directory; the summary at the end (top
-users, endpoints, slowest functions) is computed from the logs stored in SQLite.
+The app (``examples/notes_app``; a wheel installs a copy in the package) runs on Werkzeug on 127.0.0.1
+(a free port, in a thread) with Flask usage tracking; simulated users sign in, read, write, search,
+comment and call the JSON API over real HTTP for a bounded time. Usage logs go to ``usage.db`` (SQLite,
+:class:`SqlUsageExporter`) and ``usage.jsonl`` (:class:`FileUsageExporter`) in the output directory; the
+summary at the end (top users, endpoints, slowest functions) is computed from the logs stored in SQLite.
 """
 
 from __future__ import annotations
@@ -61,19 +61,30 @@ BROWSERS = [
 ]
 
 
+#: Where the notes app is: ``examples/notes_app`` of a source checkout, else the copy a wheel installs.
+NOTES_APP_DIRS = (
+    Path(__file__).resolve().parents[1] / "examples" / "notes_app",
+    Path(__file__).resolve().parent / "_examples" / "notes_app",
+)
+
+
 def find_notes_app(app_dir: str | os.PathLike[str] | None = None) -> Any:
-    """Import the notes example app (its package directory, default ``examples/notes_app`` of the source tree).
+    """Import the notes example app from its package directory, imported as the top-level ``notes_app``
+    (so that its probes are named the same however it was installed).
+
+    Args:
+        app_dir: the directory; default ``examples/notes_app`` of the source tree, else the copy in the
+            installed package.
 
     Raises:
-        FileNotFoundError: the directory is not there (an installation without the source tree).
+        FileNotFoundError: the directory is not there.
     """
     if app_dir is None:
-        app_dir = Path(__file__).resolve().parents[1] / "examples" / "notes_app"
+        app_dir = next((d for d in NOTES_APP_DIRS if (d / "__init__.py").is_file()), NOTES_APP_DIRS[0])
     package = Path(app_dir).resolve()
     if not (package / "__init__.py").is_file():
         raise FileNotFoundError(
-            f"the demo app is not at {package}: run the demo from a source checkout (pip install -e .) "
-            "or pass --app-dir path/to/examples/notes_app"
+            f"the demo app is not at {package}: reinstall otel-usage, or pass --app-dir path/to/examples/notes_app"
         )
     parent = str(package.parent)
     if parent not in sys.path:

@@ -1,9 +1,10 @@
 """The ``otel-usage`` command (also ``python -m otel_usage``).
 
     otel-usage demo [--seconds 10] [--users 6] [--out ./otel_usage_demo]
+    otel-usage replay SPOOL --to file|sql|otlp|console [--keep] [--batch-size 512]
 
 Each subcommand is a function ``(args, console) -> int`` registered in :data:`COMMANDS` with the function
-that adds its options, so later ones (``stats``, ``replay``) plug in the same way.
+that adds its options, so later ones (``stats``) plug in the same way.
 """
 
 from __future__ import annotations
@@ -113,9 +114,55 @@ def _demo(args: argparse.Namespace, console: Any) -> int:
     return 0 if summary.logs else 1
 
 
+# --- replay ----------------------------------------------------------------------------------------------
+
+
+def _replay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spool", help="a spool directory (OTEL_USAGE_SPOOL_DIR) or one of its .jsonl files")
+    parser.add_argument(
+        "--to",
+        required=True,
+        choices=["file", "sql", "otlp", "console"],
+        help="the exporter to send to, configured by the usual variables (OTEL_USAGE_FILE_PATH, "
+        "OTEL_USAGE_SQL_URL, OTEL_EXPORTER_OTLP_*)",
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the spool as it is (default: remove what was sent)")
+    parser.add_argument("--batch-size", type=_positive_int, default=512, help="logs per export call (512)")
+
+
+def _replay(args: argparse.Namespace, console: Any) -> int:
+    import os
+
+    from otel_usage._pipeline import build_exporter
+    from otel_usage.exporters._delivery import replay
+    from otel_usage.exporters._spool import spool_files
+
+    if not os.path.exists(args.spool):
+        console.print(f"error: no spool at {args.spool}")
+        return 1
+    try:
+        (exporter,) = build_exporter(args.to, "--to")
+    except (ValueError, ImportError) as exc:
+        console.print(f"error: {exc}")
+        return 2
+    try:
+        delivered = replay(args.spool, exporter, delete=not args.keep, max_export_batch_size=args.batch_size)
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+    left = sum(os.path.getsize(path) for path in spool_files(args.spool) if os.path.exists(path))
+    console.print(f"replayed {delivered} usage log(s) to {args.to}")
+    if args.keep:
+        return 0
+    if left:
+        console.print(f"{left} bytes are still spooled in {args.spool} (the exporter failed: see the warnings above)")
+        return 1
+    return 0
+
+
 #: name -> (help, add options, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {
     "demo": ("run the notes example app under simulated users and summarize its usage logs", _demo_options, _demo),
+    "replay": ("send spooled usage logs (kept while a sink was down) to an exporter", _replay_options, _replay),
 }
 
 

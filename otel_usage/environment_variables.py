@@ -171,7 +171,7 @@ OTEL_USAGE_SPOOL_DIR = "OTEL_USAGE_SPOOL_DIR"
 
 Directory of the local spool: usage logs an exporter could not deliver (or could not queue) are kept
 there as JSON Lines, one file per exporter (``<exporter>.jsonl``), and re-sent automatically once the
-sink works again, or explicitly with ``otel_usage.exporters._delivery.replay()``. Created if missing; a
+sink works again, or explicitly with ``otel_usage.replay()`` or ``otel-usage replay``. Created if missing; a
 directory that cannot be written is an error at start-up. Default: unset (no spool: such logs are
 dropped and counted).
 """

@@ -100,7 +100,7 @@ def test_command_line_help_and_errors(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--seconds", "-1"]) == 2
     assert main(["nonsense"]) == 2
     assert main(["demo", "--app-dir", str(tmp_path / "nowhere"), "--no-progress", "--out", str(tmp_path)]) == 1
-    assert "source checkout" in capsys.readouterr().out
+    assert "--app-dir" in capsys.readouterr().out
 
 
 def test_console_script_is_installed() -> None:
@@ -146,3 +146,76 @@ def test_notes_app_runs_on_its_own(tmp_path: Path) -> None:
         _, stderr = proc.communicate(timeout=30)
     logs = [json.loads(line) for line in (tmp_path / "usage.jsonl").read_text().splitlines()]
     assert [log["request"]["endpoint"] for log in logs] == ["auth.login"], stderr
+
+
+def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
+    """The wheel carries the notes app (inside the package, nothing at the top level), and the demo runs
+    from that installation alone, without the source tree."""
+    import os
+    import shutil
+    import sysconfig
+    import zipfile
+
+    source = tmp_path / "src"
+    for name in ("otel_usage", "examples"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("otel_usage-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for part in ("__init__.py", "__main__.py", "db.py", "services.py", "views.py", "static/notes.css"):
+        assert f"otel_usage/_examples/notes_app/{part}" in names
+    assert not [name for name in names if name.startswith(("notes_app/", "examples/", "tests/"))]
+
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    # -S: no site-packages processing, so the editable checkout is invisible; the dependencies come from
+    # this interpreter's site-packages, placed after the wheel's installation.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])
+    where = subprocess.run(
+        [sys.executable, "-S", "-c", "import otel_usage._demo as d; print(d.__file__, d.find_notes_app().__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert where.returncode == 0, where.stderr
+    package_file, app_file = where.stdout.split()
+    assert Path(package_file).is_relative_to(target) and Path(app_file).is_relative_to(target), where.stdout
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-S", "-m", "otel_usage", "demo", "--seconds", "1", "--users", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exporter = SqlUsageExporter(f"sqlite:///{out / 'usage.db'}")
+    try:
+        logs = exporter.get_usage(limit=1000)
+    finally:
+        exporter.shutdown()
+    functions = {record["function"] for log in logs for record in log["data"]}
+    assert any(function.startswith("notes_app.services.") for function in functions), functions

@@ -687,3 +687,38 @@ def test_default_names_come_from_the_exporter_class() -> None:
     assert UsageBatchProcessor(InMemoryUsageExporter()).name == "inmemory"
     assert UsageBatchProcessor(InMemoryLogRecordExporter()).name == "inmemory"
     assert UsageBatchProcessor(InMemoryUsageExporter(), name="audit-db").name == "audit-db"
+
+
+def test_replay_command_sends_a_spool_to_a_configured_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``otel-usage replay SPOOL --to NAME`` builds the exporter from the usual variables: a sink that fails
+    keeps the spool and exits 1; --keep sends without removing; a plain run empties the spool."""
+    from otel_usage.cli import main
+
+    spool = tmp_path / "spool"
+    pipeline = Pipeline()
+    pipeline.add(RecordingExporter(up=False), name="dead", max_retry_millis=0, spool_dir=spool)
+    for i in range(5):  # complete usage logs (ids, start), as the SQL exporter stores them
+        body = {**log(i), "trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "start": "2026-11-21T10:00:00Z"}
+        pipeline.logger.emit(body=body, event_name=USAGE_LOG_EVENT)
+    pipeline.close()
+    assert pending(spool, "dead") == [0, 1, 2, 3, 4]
+
+    monkeypatch.setenv(ev.OTEL_USAGE_SQL_URL, f"sqlite:///{tmp_path / 'no-such-dir' / 'usage.db'}")
+    assert main(["replay", str(spool), "--to", "sql"]) == 1
+    assert "still spooled" in capsys.readouterr().out
+    assert pending(spool, "dead") == [0, 1, 2, 3, 4]
+
+    target = tmp_path / "replayed.jsonl"
+    monkeypatch.setenv(ev.OTEL_USAGE_FILE_PATH, str(target))
+    assert main(["replay", str(spool), "--to", "file", "--keep"]) == 0
+    assert pending(spool, "dead") == [0, 1, 2, 3, 4]
+    assert main(["replay", str(spool / "dead.jsonl"), "--to", "file", "--batch-size", "2"]) == 0
+    assert "replayed 5 usage log(s) to file" in capsys.readouterr().out
+    assert pending(spool, "dead") == []
+    replayed = [json.loads(line) for line in target.read_text().splitlines()]
+    assert numbers(replayed) == [0, 1, 2, 3, 4] * 2
+
+    assert main(["replay", str(tmp_path / "nowhere"), "--to", "file"]) == 1
+    assert main(["replay", str(spool), "--to", "nonsense"]) == 2
