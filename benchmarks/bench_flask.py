@@ -42,12 +42,11 @@ TOKEN = "tok-bob"
 # --- servers (each in its own process) ---------------------------------------------------------------------
 
 
-def _null_exporter_class() -> Any:
+def _null_exporter() -> Any:
+    """An exporter that receives the usage logs and discards them: the pipeline's cost without a sink's."""
     from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
     class NullExporter(LogRecordExporter):
-        """Receives the usage logs and discards them: the pipeline's cost without a sink's."""
-
         def export(self, batch: Any) -> LogRecordExportResult:
             return LogRecordExportResult.SUCCESS
 
@@ -57,11 +56,7 @@ def _null_exporter_class() -> Any:
         def force_flush(self, timeout_millis: int = 30000) -> bool:
             return True
 
-    return NullExporter
-
-
-def _null_exporter() -> Any:
-    return _null_exporter_class()()
+    return NullExporter()
 
 
 def _hello_app() -> Any:

@@ -147,7 +147,7 @@ def raw_insert(engine: sa.Engine, tables: SqlTables, batches: list[list[Prepared
     insert_calls = tables.calls.insert()
     for batch in batches:
         with engine.begin() as conn:
-            ids = [row[0] for row in conn.execute(insert_logs, [item.row for item in batch])]
+            ids = [row[0] for row in conn.execute(insert_logs, [tables.log_row(item) for item in batch])]
             calls = [row for item, log_id in zip(batch, ids, strict=True) for row in item.call_rows(log_id)]
             conn.execute(insert_calls, calls)
 

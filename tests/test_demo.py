@@ -156,19 +156,18 @@ def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
     import sysconfig
     import zipfile
 
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(args), capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path, env=env
+        )
+
     source = tmp_path / "src"
     for name in ("otel_usage", "examples"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = subprocess.run(
-        [*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    build = run(*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source))
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "dist").glob("otel_usage-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -177,40 +176,20 @@ def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
     assert not [name for name in names if name.startswith(("notes_app/", "examples/", "tests/"))]
 
     target = tmp_path / "site"
-    install = subprocess.run(
-        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    install = run(*pip, "install", "--no-deps", "--target", str(target), str(wheel))
     assert install.returncode == 0, install.stderr
     # -S: no site-packages processing, so the editable checkout is invisible; the dependencies come from
     # this interpreter's site-packages, placed after the wheel's installation.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])
-    where = subprocess.run(
-        [sys.executable, "-S", "-c", "import otel_usage._demo as d; print(d.__file__, d.find_notes_app().__file__)"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    code = "import otel_usage._demo as d; print(d.__file__, d.find_notes_app().__file__)"
+    where = run(sys.executable, "-S", "-c", code, env=env)
     assert where.returncode == 0, where.stderr
     package_file, app_file = where.stdout.split()
     assert Path(package_file).is_relative_to(target) and Path(app_file).is_relative_to(target), where.stdout
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-S", "-m", "otel_usage", "demo", "--seconds", "1", "--users", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    demo = ["demo", "--seconds", "1", "--users", "2", "--out", str(out)]
+    proc = run(sys.executable, "-S", "-m", "otel_usage", *demo, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     exporter = SqlUsageExporter(f"sqlite:///{out / 'usage.db'}")
     try:

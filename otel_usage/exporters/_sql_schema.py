@@ -256,21 +256,15 @@ PREPARED_CALL_COLUMNS = (
 
 @dataclasses.dataclass(slots=True)
 class PreparedLog:
-    """A usage log turned into column values (Python objects; the driver's conversions still to come).
+    """A usage log turned into column values (see :meth:`SqlTables.prepare` for their form).
 
-    ``values`` follows :data:`PREPARED_LOG_COLUMNS` then the promoted columns; each item of ``calls``
-    follows :data:`PREPARED_CALL_COLUMNS`.
+    ``values`` follows :attr:`SqlTables.log_columns`; each item of ``calls`` follows
+    :data:`PREPARED_CALL_COLUMNS`.
     """
 
     key: tuple[str, str]
     values: tuple[Any, ...]
     calls: list[tuple[Any, ...]]
-    log_columns: tuple[str, ...]
-
-    @property
-    def row(self) -> dict[str, Any]:
-        """The logs-table row as a dict (column name -> value)."""
-        return dict(zip(self.log_columns, self.values, strict=True))
 
     def call_rows(self, log_id: Any) -> list[dict[str, Any]]:
         """The calls-table rows as dicts, with their ``log_id``."""
@@ -424,7 +418,11 @@ class SqlTables:
             extra_value,
             *promoted,
         )
-        return PreparedLog((trace_id, span_id), values, calls, self.log_columns)
+        return PreparedLog((trace_id, span_id), values, calls)
+
+    def log_row(self, item: PreparedLog) -> dict[str, Any]:
+        """The logs-table row of ``item`` as a dict (column name -> value)."""
+        return dict(zip(self.log_columns, item.values, strict=True))
 
     def log_from_row(self, row: Mapping[Any, Any]) -> UsageLog:
         """The usage log stored in a logs-table row; ``start`` is an aware UTC datetime."""

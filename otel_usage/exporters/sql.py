@@ -386,7 +386,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     def _write_core(self, conn: Connection, items: list[PreparedLog]) -> int:
         """The SQLAlchemy Core write path (PostgreSQL): one multi-row INSERT ... RETURNING, then the calls."""
-        result = conn.execute(self._insert_logs, [item.row for item in items])
+        result = conn.execute(self._insert_logs, [self._tables.log_row(item) for item in items])
         ids = {(row[1], row[2]): row[0] for row in result}
         calls = [
             row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)
@@ -554,7 +554,7 @@ class _SqliteWriter:
     threads hundreds of times per batch, and that costs more CPU than the rows themselves. So a batch is a
     few multi-row statements instead: under SQLite's write lock (``BEGIN IMMEDIATE``, held until commit) the
     writer looks up which logs are already stored, numbers the new ones from ``max(id) + 1``, and inserts
-    logs and call records ``rows_per_statement`` at a time. A log that is stored anyway (it cannot be,
+    logs and call records :attr:`MAX_ROWS_PER_STATEMENT` at a time. A log that is stored anyway (it cannot be,
     under the lock) makes the insert fail as a data error, which the exporter resolves one log per
     transaction.
 

@@ -128,7 +128,7 @@ def test_sqlite_rows_are_what_sqlalchemy_core_writes(tmp_path: Any, exporter_fac
     with engine.begin() as conn:
         for log in logs:
             item = tables.prepare(log)
-            log_id = conn.execute(tables.logs.insert().returning(tables.logs.c.id), item.row).scalar_one()
+            log_id = conn.execute(tables.logs.insert().returning(tables.logs.c.id), tables.log_row(item)).scalar_one()
             conn.execute(tables.calls.insert(), item.call_rows(log_id))
     engine.dispose()
     fast, core = sqlite3.connect(tmp_path / "fast.db"), sqlite3.connect(tmp_path / "core.db")
