@@ -10,14 +10,15 @@ ignored. Put it behind :class:`~otel_usage.exporters._delivery.UsageBatchProcess
     OTEL_USAGE_FILE_FSYNC         never | batch (default never)
 
 Several processes (pre-fork workers) may append to the same file, rotation included, without ever
-interleaving or cutting lines. Each batch becomes one buffer written by one ``write`` loop on an
-``O_APPEND`` descriptor while the process holds an exclusive ``flock`` on ``<path>.lock``, a file that
-never moves. Everything that depends on the file is done under that lock: checking that the path still
-names the file this process has open (another process may have rotated it; then it is reopened),
-checking the size, rotating, writing, fsync. So at any moment one writer, in one process, appends whole
-lines to the current file. If a write fails half way the file is cut back to its previous size, so the
-next batch starts on a line boundary. Lines reach the operating system at every batch (no buffering in
-the process); ``fsync=batch`` also forces them to the disk.
+interleaving or cutting lines, and without any file beside it. Each batch becomes one buffer written by
+one ``write`` loop on an ``O_APPEND`` descriptor while the process holds an exclusive ``flock`` on that
+very file. Once the lock is held the path is checked again: if it names another file now (another process
+rotated it while this one waited), the lock is released, the new file opened and locked instead.
+Everything that depends on the file is done under that lock: checking the size, rotating (then the new
+file is locked and its size checked again), writing, fsync. So at any moment one writer, in one process,
+appends whole lines to the current file. If a write fails half way the file is cut back to its previous
+size, so the next batch starts on a line boundary. Lines reach the operating system at every batch (no
+buffering in the process); ``fsync=batch`` also forces them to the disk.
 
 A body that JSON cannot encode (an object, a NaN, a cycle) still produces a line: the unencodable parts
 become strings (``repr``), and the log is counted as ``unserializable:file``. Another line format can be
@@ -36,6 +37,7 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,7 +50,12 @@ from otel_usage._config import env_int, env_parsed, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
-from otel_usage.exporters._spool import locked, write_all
+from otel_usage.exporters._spool import write_all
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the threads of this process only
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FileUsageExporter", "json_line"]
 
@@ -167,7 +174,7 @@ class FileUsageExporter(LogRecordExporter):
         self._formatter = formatter or json_line
         self._custom_format = formatter is not None
         self._name = default_name(self)
-        self._lock_path = self.path + ".lock"
+        self._thread_lock = threading.Lock()
         self._fd = -1
         self._ident: tuple[int, int] | None = None
         self._closed = False
@@ -180,7 +187,7 @@ class FileUsageExporter(LogRecordExporter):
             raise ValueError(f"{where} is a directory, not a file usage logs can be written to")
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with locked(self._lock_path):
+            with self._thread_lock:
                 self._reopen()
         except OSError as exc:
             raise ValueError(f"{where} cannot be written: {exc}") from exc
@@ -222,12 +229,12 @@ class FileUsageExporter(LogRecordExporter):
         """Close the file (later exports fail). Safe to call twice."""
         if self._closed:
             return
-        with contextlib.suppress(OSError), locked(self._lock_path):
+        with self._thread_lock:
             self._closed = True
             if self._fd >= 0:
-                os.close(self._fd)
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
             self._fd = -1
-        self._closed = True
 
     # --- formatting ------------------------------------------------------------------------------------
 
@@ -251,29 +258,40 @@ class FileUsageExporter(LogRecordExporter):
     # --- the file --------------------------------------------------------------------------------------
 
     def _reopen(self) -> None:
-        """(Re)open the path for appending; called with the lock held."""
+        """(Re)open the path for appending (the previous descriptor, if any, is closed)."""
         if self._fd >= 0:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
             self._fd = -1
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         st = os.fstat(fd)
         self._fd, self._ident = fd, (st.st_dev, st.st_ino)
 
-    def _current_fd(self) -> int:
-        """This process's descriptor of the file the path names now (it may have been rotated)."""
+    def _path_ident(self) -> tuple[int, int] | None:
         try:
             st = os.stat(self.path)
-            ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except FileNotFoundError:
-            ident = None
-        if self._fd < 0 or ident != self._ident:
-            self._reopen()
-        return self._fd
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _lock_current(self) -> int:
+        """Take the flock of the file the path names now; its descriptor. Called with the thread lock."""
+        while True:
+            if self._fd < 0 or self._path_ident() != self._ident:
+                self._reopen()
+            fd = self._fd
+            _flock(fd, True)
+            if self._path_ident() == self._ident:  # still the current file: only this holder can move it now
+                return fd
+            _flock(fd, False)  # rotated away while this process waited: lock the new one
 
     def _rotate(self) -> None:
         """usage.jsonl.(N-1) -> .N (replacing the oldest), ..., usage.jsonl -> .1; called with the lock held.
 
-        Only the backups before the first missing one move, so the cost grows with the backups that exist.
+        The old file stays open (and locked) until the caller releases it; the caller then locks whatever
+        the path names next (a new file, maybe created by another process meanwhile) and checks its size
+        again. Only the backups before the first missing one move, so the cost grows with the backups that
+        exist.
         """
         last = 1
         while last < self._backup_count and os.path.exists(f"{self.path}.{last}"):
@@ -281,22 +299,31 @@ class FileUsageExporter(LogRecordExporter):
         for i in range(last - 1, 0, -1):
             os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
         os.replace(self.path, f"{self.path}.1")
-        self._reopen()
 
     def _write(self, data: bytes) -> None:
-        with locked(self._lock_path):
+        with self._thread_lock:
             if self._closed:
                 raise OSError("the file exporter is shut down")
-            fd = self._current_fd()
-            size = os.fstat(fd).st_size
-            if self._max_bytes and size and size + len(data) > self._max_bytes:
-                self._rotate()
-                fd, size = self._fd, 0
-            try:
-                write_all(fd, data)
-                if self._fsync:
-                    os.fsync(fd)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, size)  # no half line for the next batch to follow
-                raise
+            while True:
+                fd = self._lock_current()
+                try:
+                    size = os.fstat(fd).st_size
+                    if self._max_bytes and size and size + len(data) > self._max_bytes:
+                        self._rotate()
+                        continue  # the finally releases the old file; then lock the new one
+                    try:
+                        write_all(fd, data)
+                        if self._fsync:
+                            os.fsync(fd)
+                    except OSError:
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, size)  # no half line for the next batch to follow
+                        raise
+                    return
+                finally:
+                    with contextlib.suppress(OSError):
+                        _flock(fd, False)
+
+def _flock(fd: int, lock: bool) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if lock else fcntl.LOCK_UN)

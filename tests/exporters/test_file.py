@@ -194,6 +194,7 @@ def test_four_processes_rotating_one_file_never_corrupt_or_lose_a_line(tmp_path:
         assert p.exitcode == 0
     files = [path, *tmp_path.glob("usage.jsonl.[0-9]*")]
     assert len(files) > 20, "rotation should have happened many times"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files), "no file beside the logs"
     seen: dict[tuple[int, int], int] = {}
     for file in files:
         data = file.read_bytes()
@@ -266,10 +267,8 @@ def test_no_arguments_reads_the_environment(tmp_path: Path, monkeypatch: pytest.
     exporter = FileUsageExporter()
     for i in range(3):
         exporter.export(records_of([make_log(i)]))
-    assert sorted(p.name for p in (tmp_path / "logs").glob("app.jsonl*") if not p.name.endswith(".lock")) == [
-        "app.jsonl",
-        "app.jsonl.1",
-    ]
+    exporter.shutdown()
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["app.jsonl", "app.jsonl.1"]
 
 
 @pytest.mark.parametrize(
