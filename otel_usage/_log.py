@@ -151,8 +151,15 @@ class LogEmitter:
     """Assembles a root, runs the usage processors and emits the result as one OTel log record."""
 
     def __init__(self, logger_provider: LoggerProvider, processors: Sequence[UsageProcessor] = ()) -> None:
-        self._logger = logger_provider.get_logger("otel_usage", __version__)
+        self._own_logger = self._logger = logger_provider.get_logger("otel_usage", __version__)
         self.processors: list[UsageProcessor] = list(processors)
+
+    def redirect(self, logger_provider: LoggerProvider | None) -> None:
+        """Emit into ``logger_provider`` instead of the pipeline's own (None: back to it); for capture_usage."""
+        if logger_provider is None:
+            self._logger = self._own_logger
+        else:
+            self._logger = logger_provider.get_logger("otel_usage", __version__)
 
     def __call__(self, root: Root) -> None:
         log: dict[str, Any] | None = assemble(root)
