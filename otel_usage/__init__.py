@@ -1,12 +1,12 @@
 """otel_usage: structured usage logs of what your application's users do, on OpenTelemetry.
 
-    import otel_usage
-    from otel_usage import traced_usage, add_info
+import otel_usage
+from otel_usage import traced_usage, add_info
 
-    otel_usage.configure()            # from OTEL_USAGE_* variables; explicit arguments win
+otel_usage.configure()            # from OTEL_USAGE_* variables; explicit arguments win
 
-    @traced_usage(level=otel_usage.INFO)
-    def add_item(cart, item_id, qty=1): ...
+@traced_usage(level=otel_usage.INFO)
+def add_item(cart, item_id, qty=1): ...
 """
 
 from otel_usage._chain import (
@@ -33,17 +33,17 @@ from otel_usage.version import __version__
 __all__ = [
     "DEBUG",
     "DEFAULT",
-    "INFO",
-    "NONE",
-    "SCHEMA_VERSION",
-    "USAGE_LOG_EVENT",
     "DropUsageLog",
+    "INFO",
     "Level",
     "LevelSampler",
+    "NONE",
+    "SCHEMA_VERSION",
     "Tracker",
+    "USAGE_LOG_EVENT",
+    "UsageLogHandler",
     "UsagePipeline",
     "UsageProcessor",
-    "UsageLogHandler",
     "UsageSpanProcessor",
     "__version__",
     "add_data",

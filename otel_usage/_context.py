@@ -302,4 +302,3 @@ class usage_context(contextlib.ContextDecorator):
                 return func(*args, **kwargs)
 
         return run
-

@@ -415,4 +415,3 @@ def install_pipeline(pipeline: UsagePipeline) -> None:
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
-

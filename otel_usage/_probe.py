@@ -513,4 +513,3 @@ def _finish_detached(span: Any, result: Any, record_return: bool) -> None:
         span.end()
     except Exception as err:  # noqa: BLE001
         internal_error(err, "probe end")
-

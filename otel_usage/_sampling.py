@@ -98,9 +98,7 @@ class LevelSampler(Sampler):
             return SamplingResult(Decision.DROP, None, parent.trace_state)
         result = self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP and self._record_unsampled:
-            return SamplingResult(
-                Decision.RECORD_ONLY, attributes, result.trace_state or _parent_state(parent_context)
-            )
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state or _parent_state(parent_context))
         if attributes and not result.attributes:
             return SamplingResult(result.decision, attributes, result.trace_state)
         return result

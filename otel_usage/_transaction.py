@@ -190,8 +190,12 @@ class UsageLogHandler(logging.Handler):
         if record.name == "otel_usage" or record.name.startswith("otel_usage."):
             return
         try:
-            level = ERROR if record.levelno >= logging.ERROR else WARN if record.levelno >= logging.WARNING else (
-                INFO if record.levelno >= logging.INFO else DEBUG
+            level = (
+                ERROR
+                if record.levelno >= logging.ERROR
+                else WARN
+                if record.levelno >= logging.WARNING
+                else (INFO if record.levelno >= logging.INFO else DEBUG)
             )
             if level > VERBOSITY.value or _root_here() is None:
                 return
@@ -300,9 +304,7 @@ class transaction:
             return
         outer = trace.get_current_span().get_span_context()
         links = [Link(outer)] if outer.is_valid else None
-        span = tracer.start_span(
-            self.name, context=context.Context(), links=links, attributes={LEVEL_ATTR: "DEFAULT"}
-        )
+        span = tracer.start_span(self.name, context=context.Context(), links=links, attributes={LEVEL_ATTR: "DEFAULT"})
         entry: Any = getattr(span, ENTRY_ATTR, None)
         if _recorded(entry):
             entry.probe = _Spec(self.name, TRANSACTION_TRACKER)

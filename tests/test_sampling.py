@@ -51,9 +51,7 @@ def test_ratio_sampled_out_spans_stay_recorded_by_default():
 
 def test_unsampled_remote_parent_keeps_recording():
     """An upstream parent with the sampled flag off no longer silences usage logs."""
-    parent = trace.set_span_in_context(
-        NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(0)))
-    )
+    parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(0))))
     assert decide(LevelSampler(), parent=parent).decision is Decision.RECORD_ONLY
 
 

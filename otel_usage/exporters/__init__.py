@@ -6,12 +6,10 @@ Every name is imported on first use, so ``import otel_usage`` does not pay for S
 exporter packages unless they are used.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+import typing as _typing
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from otel_usage.exporters._delivery import ExportFailureFallback, UsageBatchProcessor, replay
     from otel_usage.exporters.console import ConsoleUsageExporter
     from otel_usage.exporters.file import FileUsageExporter, json_line
@@ -52,11 +50,11 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    value = getattr(_importlib.import_module(f"{__name__}.{source}"), name)
     globals()[name] = value  # later look-ups are plain attribute reads
     return value
 

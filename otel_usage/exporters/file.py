@@ -324,6 +324,7 @@ class FileUsageExporter(LogRecordExporter):
                     with contextlib.suppress(OSError):
                         _flock(fd, False)
 
+
 def _flock(fd: int, lock: bool) -> None:
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_EX if lock else fcntl.LOCK_UN)

@@ -388,9 +388,7 @@ class SqlUsageExporter(LogRecordExporter):
         """The SQLAlchemy Core write path (PostgreSQL): one multi-row INSERT ... RETURNING, then the calls."""
         result = conn.execute(self._insert_logs, [self._tables.log_row(item) for item in items])
         ids = {(row[1], row[2]): row[0] for row in result}
-        calls = [
-            row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)
-        ]
+        calls = [row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)]
         if calls:
             conn.execute(self._tables.calls.insert(), calls)
         return len(ids)

@@ -22,7 +22,7 @@ from otel_usage._probe_targets import (
     parse_targets,
     targets_from_env,
 )
-from otel_usage.instrumentors import probes as probes_module
+from otel_usage.instrumentors import _probes as probes_module
 from otel_usage.instrumentors.probes import ProbeInstrumentor
 from otel_usage.testing import capture_usage
 
