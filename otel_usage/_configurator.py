@@ -50,8 +50,22 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
     """The SDK's configurator, plus the usage sampler, span processor and logs pipeline."""
 
     def _configure(self, **kwargs: Any) -> None:
+        """Never raises: a configuration error is one line (its traceback with ``OTEL_USAGE_DEBUG=true``)."""
+        try:
+            self._configure_all(**kwargs)
+        except Exception as exc:  # the application runs on; the stock loader would print the traceback twice
+            logger.error(
+                "otel_usage: OpenTelemetry could not be configured, so neither telemetry nor usage logs are "
+                "recorded in this process: %s%s",
+                exc,
+                "" if _pipeline.debug_tracebacks() else " (OTEL_USAGE_DEBUG=true shows the traceback)",
+                exc_info=_pipeline.debug_tracebacks(),
+            )
+
+    def _configure_all(self, **kwargs: Any) -> None:
         _state["configurator_ran"] = True
         _warn_if_other_distro()
+        _leave_out_unknown_exporters()
         if env_bool("OTEL_SDK_DISABLED", False):
             self._stock(**kwargs)
             _pipeline.configure()
@@ -69,7 +83,7 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         settings = CoreSettings.from_env()
         sampler = _pipeline._resolve_sampler(kwargs.get("sampler"), settings)
-        exporters = _pipeline._exporters_from_env()  # before the providers: an unknown name fails first
+        exporters = _pipeline._exporters_from_env(strict=False)  # a sink that cannot start: one warning
         _warn_if_delivered_twice(exporters)
         pending = _pipeline.PendingPipeline(settings)
         processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]
@@ -86,6 +100,45 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
     def _stock(self, **kwargs: Any) -> None:
         """The SDK's own set-up (``_OTelSDKConfigurator._configure``)."""
         super()._configure(**kwargs)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+#: The stock exporter variables, the entry-point group each name is looked up in, and its default.
+_STOCK_EXPORTERS = (
+    ("OTEL_TRACES_EXPORTER", "opentelemetry_traces_exporter"),
+    ("OTEL_METRICS_EXPORTER", "opentelemetry_metrics_exporter"),
+    ("OTEL_LOGS_EXPORTER", "opentelemetry_logs_exporter"),
+)
+
+
+def _leave_out_unknown_exporters() -> None:
+    """An ``OTEL_*_EXPORTER`` name no installed package provides: one line with the valid names, left out.
+
+    The SDK would raise on it and configure nothing at all; leaving it out lets the other exporters and the
+    usage pipeline run. The variable is rewritten without the name, so the SDK sees only what exists.
+    """
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    for variable, group in _STOCK_EXPORTERS:
+        raw = os.environ.get(variable)
+        if raw is None:
+            continue
+        names = [name.strip() for name in raw.split(",") if name.strip()]
+        known = {ep.name for ep in entry_points(group=group)}
+        if any(name.startswith("otlp_proto_") for name in known):
+            known.add("otlp")  # resolved by OTEL_EXPORTER_OTLP_PROTOCOL
+        if [name.lower() for name in names] == ["none"]:
+            continue
+        unknown = [name for name in names if name not in known]
+        if not unknown:
+            continue
+        logger.error(
+            "otel_usage: %s=%r names no installed exporter: %s (installed: %s); left out, the others run",
+            variable,
+            raw,
+            ", ".join(repr(name) for name in unknown),
+            ", ".join([*sorted(known), "none"]),
+        )
+        os.environ[variable] = ",".join(name for name in names if name in known) or "none"
 
 
 def _warn_if_other_distro() -> None:

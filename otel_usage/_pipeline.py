@@ -14,8 +14,10 @@ Reads: ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,10 +28,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _params
+from otel_usage import _params, _stats
 from otel_usage import environment_variables as ev
 from otel_usage._chain import UsageProcessor
-from otel_usage._config import CoreSettings, env_bool, env_list
+from otel_usage._config import CoreSettings, env_bool, env_int, env_list
 from otel_usage._levels import THRESHOLD
 from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
@@ -43,6 +45,9 @@ __all__ = ["UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdow
 logger = logging.getLogger("otel_usage")
 
 _PROCESSOR_TAG = "_otel_usage_span_processor"
+
+#: Default of ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``.
+DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
 
 
 def apply_settings(settings: CoreSettings) -> None:
@@ -133,21 +138,63 @@ class UsagePipeline:
             ok = bool(proc.force_flush(timeout_millis)) and ok
         return ok
 
-    def shutdown(self, timeout_millis: int = 30000) -> None:
-        """Flush, then stop the span processor and the exporters (and the providers it created)."""
+    def shutdown(self, timeout_millis: int = 30000) -> list[str]:
+        """Flush, then stop the span processor and the exporters (and the providers it created).
+
+        The exporters are stopped in parallel, within one shared deadline of ``timeout_millis``: a slow or
+        unreachable sink never delays another, and what it still holds is spooled or counted lost by its
+        processor. Returns the names of the sinks that had not finished by the deadline (they go on in
+        daemon threads, which do not keep the process alive).
+        """
         if self._stopped:
-            return
+            return []
         self._stopped = True
+        deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
         self.span_processor.shutdown()
-        for proc in list(self.log_processors):
+        stoppers = []
+        for exporter, proc in zip(list(self.exporters), list(self.log_processors), strict=True):
+            # a little less than the time left, so that each processor has counted what it gives up by then
+            left = max(0, int((deadline - time.monotonic()) * 900))
+            name = sink_name(exporter, proc)
+            thread = threading.Thread(
+                target=_stop_processor, args=(proc, left), name=f"otel_usage-stop-{name}", daemon=True
+            )
             try:
-                proc.force_flush(timeout_millis)
-                proc.shutdown()
-            except Exception:
-                logger.exception("otel_usage: an exporter failed to shut down")
+                thread.start()
+            except RuntimeError:  # no new thread at this point of the interpreter's exit: stop it here
+                _stop_processor(proc, left)
+                continue
+            stoppers.append((name, thread))
+        unfinished = []
+        for name, thread in stoppers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                unfinished.append(name)
         if self._owns_providers:
             self.tracer_provider.shutdown()
             self.logger_provider.shutdown()
+        return unfinished
+
+
+def sink_name(exporter: LogRecordExporter, processor: LogRecordProcessor | None = None) -> str:
+    """The name a sink goes by in counters and messages (``file``, ``sql``, ``otlp``, ...)."""
+    name = getattr(processor, "name", None) or getattr(exporter, "name", None) or getattr(exporter, "_name", None)
+    return str(name) if name else type(exporter).__name__
+
+
+def _stop_processor(proc: LogRecordProcessor, timeout_millis: int) -> None:
+    try:
+        try:
+            accepts_timeout = "timeout_millis" in inspect.signature(proc.shutdown).parameters
+        except (TypeError, ValueError):
+            accepts_timeout = False
+        if accepts_timeout:
+            proc.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+        else:
+            proc.force_flush(timeout_millis)
+            proc.shutdown()
+    except Exception:
+        logger.exception("otel_usage: an exporter failed to shut down")
 
 
 _lock = threading.RLock()
@@ -197,9 +244,29 @@ def _sampler_from_entry_point(name: str, arg: str | None) -> Sampler | None:
     return None
 
 
-def _exporters_from_env() -> list[LogRecordExporter]:
+def _exporters_from_env(strict: bool = True) -> list[LogRecordExporter]:
+    """The exporters ``OTEL_USAGE_EXPORTERS`` names.
+
+    With ``strict`` a sink that cannot start raises; without (under ``opentelemetry-instrument``) it is one
+    warning naming the sink and the reason, and the others are built.
+    """
     names = env_list(ev.OTEL_USAGE_EXPORTERS, ("file",))
-    return [exporter for name in names for exporter in build_exporter(name, ev.OTEL_USAGE_EXPORTERS)]
+    built: list[LogRecordExporter] = []
+    for name in names:
+        try:
+            built.extend(build_exporter(name, ev.OTEL_USAGE_EXPORTERS))
+        except (ValueError, ImportError) as exc:
+            if strict:
+                raise
+            logger.warning(
+                "otel_usage: the %r usage sink cannot start, its usage logs are not recorded: %s",
+                name,
+                exc,
+                exc_info=debug_tracebacks(),
+            )
+    if names and not built and any(n.strip().lower() != "none" for n in names):
+        logger.warning("otel_usage: no usage sink could start; usage logs are recorded nowhere in this process")
+    return built
 
 
 def build_exporter(name: str, source: str = "exporters") -> list[LogRecordExporter]:
@@ -344,11 +411,52 @@ def shutdown(timeout_millis: int = 30000) -> None:
         pipeline.shutdown(timeout_millis)
 
 
+def exit_timeout_millis() -> int:
+    """``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``: the time the exit may spend delivering, shared by the sinks."""
+    return env_int(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, DEFAULT_EXIT_TIMEOUT_MILLIS, 0)
+
+
+def debug_tracebacks() -> bool:
+    """``OTEL_USAGE_DEBUG``: log start-up and configuration errors with their traceback."""
+    return env_bool(ev.OTEL_USAGE_DEBUG, False)
+
+
 def _at_exit() -> None:
+    """Stop the pipeline within ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``; one line if anything was not delivered."""
     try:
-        shutdown(5000)
-    except Exception:
-        logger.exception("otel_usage: failed to flush usage logs at exit")
+        global _pipeline
+        with _lock:
+            pipeline = _pipeline
+            _pipeline = None
+        if pipeline is None:
+            return
+        timeout = exit_timeout_millis()
+        unfinished = pipeline.shutdown(timeout)
+        line = exit_summary(_stats.stats(), unfinished, timeout)
+        if line:
+            logger.warning("%s", line)
+    except Exception as exc:  # never raise at the application's exit
+        logger.error("otel_usage: failed to flush usage logs at exit: %s", exc, exc_info=debug_tracebacks())
+
+
+def exit_summary(snapshot: dict[str, Any], unfinished: Sequence[str], timeout_millis: int) -> str:
+    """The exit line: logs spooled and lost (by reason) over the process's life, sinks still busy; "" if none."""
+    spooled = {k.split(":", 1)[1]: v for k, v in snapshot.items() if k.startswith("spooled:") and v}
+    dropped = {k: v for k, v in (snapshot.get("dropped") or {}).items() if v}
+    if not (spooled or dropped or unfinished):
+        return ""
+    parts = []
+    if unfinished:
+        parts.append(f"not done after {timeout_millis / 1000:g} s: {', '.join(unfinished)} (sink slow or unreachable)")
+    if spooled:
+        total = sum(spooled.values())
+        each = ", ".join(f"{name} {n}" for name, n in sorted(spooled.items()))
+        parts.append(f"{total} usage log(s) spooled ({each}), re-sent when the sink is back or by `otel-usage replay`")
+    if dropped:
+        total = sum(dropped.values())
+        each = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
+        parts.append(f"{total} lost ({each})")
+    return "otel_usage at exit: " + "; ".join(parts)
 
 
 class PendingPipeline:

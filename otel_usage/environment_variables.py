@@ -22,7 +22,26 @@ OTEL_USAGE_EXPORTERS = "OTEL_USAGE_EXPORTERS"
 
 Comma-separated usage exporters built by :func:`otel_usage.configure` and, under
 ``opentelemetry-instrument``, by the ``otel_usage`` configurator: ``file``, ``sql``, ``otlp``, ``console``,
-or ``none``. An unknown name is an error at start-up. Default: ``file``.
+or ``none``. An unknown name is an error raised by :func:`otel_usage.configure`; under
+``opentelemetry-instrument`` a sink that cannot start (unknown name, unwritable path) is one warning naming
+it and the reason, and the other sinks run. Default: ``file``.
+"""
+
+OTEL_USAGE_EXIT_TIMEOUT_MILLIS = "OTEL_USAGE_EXIT_TIMEOUT_MILLIS"
+"""
+.. envvar:: OTEL_USAGE_EXIT_TIMEOUT_MILLIS
+
+At interpreter exit, the most time spent delivering what is still queued, shared by all the sinks (they
+are flushed in parallel); what is left is spooled or counted lost, and one line says how many and why.
+Default: ``5000``.
+"""
+
+OTEL_USAGE_DEBUG = "OTEL_USAGE_DEBUG"
+"""
+.. envvar:: OTEL_USAGE_DEBUG
+
+``true``: configuration and start-up errors are logged with their traceback (by default one line each).
+Default: ``false``.
 """
 
 OTEL_USAGE_MAX_PENDING_LOGS = "OTEL_USAGE_MAX_PENDING_LOGS"

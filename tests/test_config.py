@@ -118,6 +118,18 @@ def flask(field: str) -> Callable[[Path], Any]:
     return read
 
 
+def exit_timeout(tmp: Path) -> int:
+    from otel_usage._pipeline import exit_timeout_millis
+
+    return exit_timeout_millis()
+
+
+def debug(tmp: Path) -> bool:
+    from otel_usage._pipeline import debug_tracebacks
+
+    return debug_tracebacks()
+
+
 def probes(tmp: Path) -> list[str]:
     from otel_usage._probe_targets import targets_from_env
 
@@ -128,6 +140,8 @@ CASES = [
     Case(ev.OTEL_USAGE_LEVEL, core("level"), "info", Level.INFO, "LOUD", Level.DEFAULT),
     Case(ev.OTEL_USAGE_EXPORTERS, exporters, "console, none", ["ConsoleUsageExporter"], "file,bogus",
          ["FileUsageExporter"], RAISES),
+    Case(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, exit_timeout, "0", 0, "-1", 5000),
+    Case(ev.OTEL_USAGE_DEBUG, debug, "true", True, "verbose", False),
     Case(ev.OTEL_USAGE_MAX_PENDING_LOGS, core("max_pending_logs"), "10", 10, "0", 4096),
     Case(ev.OTEL_USAGE_MAX_RECORDS_PER_LOG, core("max_records_per_log"), "5", 5, "many", 1000),
     Case(ev.OTEL_USAGE_MAX_LOG_AGE_MILLIS, core("max_log_age_millis"), "1000", 1000, "-5", 600_000),

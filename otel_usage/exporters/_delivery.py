@@ -128,8 +128,11 @@ def delivery_managed() -> bool:
 def default_name(exporter: object) -> str:
     """The name an exporter gets when none is given: its class without the suffix, lower case.
 
-    ``FileUsageExporter`` -> ``file``, ``SqlUsageExporter`` -> ``sql``, ``OTLPLogExporter`` -> ``otlp``.
+    ``FileUsageExporter`` -> ``file``, ``SqlUsageExporter`` -> ``sql``, ``OTLPLogExporter`` -> ``otlp``; a
+    ``UsageOnlyExporter`` is named after the exporter it filters for.
     """
+    if type(exporter).__name__ == "UsageOnlyExporter":
+        exporter = getattr(exporter, "exporter", exporter)
     name = type(exporter).__name__
     for suffix in ("UsageExporter", "LogRecordExporter", "LogExporter", "Exporter"):
         if name.endswith(suffix) and len(name) > len(suffix):
