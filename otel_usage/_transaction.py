@@ -11,15 +11,19 @@
   ``log.add(level, message, data=None)`` with LogDefer's numbers (error 10, warn 20, info 30, debug 40;
   any integer for custom levels) append ``[offset_seconds, level, message, data?]`` to the log's
   ``logs`` when ``level <= verbosity`` (``OTEL_USAGE_LOG_VERBOSITY``, default 30). A callable message
-  is called only when it passes. :class:`UsageLogHandler` bridges stdlib ``logging`` records emitted
-  inside a unit of work into ``logs`` (``OTEL_USAGE_LOG_BRIDGE``, off by default).
+  is called only when it passes. LogDefer's ``add_message``, ``data`` and ``timer`` work on it too.
+  :class:`UsageLogHandler` bridges stdlib ``logging`` records emitted inside a unit of work into
+  ``logs`` (``OTEL_USAGE_LOG_BRIDGE``, off by default).
 - :class:`timer`: ``with timer("name"):`` (or as a decorator) appends ``[name, start, end]`` to
   ``timers``; timers nest, overlap and repeat freely. One still open when the log is assembled is
   closed at the log's end and flagged with a fourth element ``{"unfinished": true}``.
 - :class:`transaction`: ``with transaction("nightly-import") as tx:`` opens a unit of work explicitly
   (its own usage log, linked to the enclosing span if any); ``tx.data[...]`` become info.
 
-Outside a recorded unit of work, log lines and timers are dropped (counted), never raised.
+Outside a recorded unit of work, log lines and timers are dropped (counted), never raised. Each log keeps
+at most :data:`MAX_ITEMS_PER_LOG` events, log lines and timers (each kind; more are counted as
+``events_per_log`` ...), and what arrives after its log has ended (a task outliving its unit of work) is
+counted as ``late_event`` / ``late_log_line`` / ``late_timer``.
 """
 
 from __future__ import annotations
