@@ -498,28 +498,49 @@ def test_to_thread_carries_the_context():
 # --- limits and late events ------------------------------------------------------------------------
 
 
-def test_event_after_its_log_was_emitted_is_counted_not_kept():
-    """A task that outlives its usage log: later events are counted as late (never raised, never lost silently)."""
+def emit_event(i):
+    event("e", {"i": i})
+
+
+def emit_line(i):
+    otel_usage.log.info(f"line {i}")
+
+
+def emit_timer(i):
+    with otel_usage.timer(f"t{i}"):
+        pass
+
+
+KINDS = [
+    pytest.param(emit_event, "events", "event", id="event"),
+    pytest.param(emit_line, "logs", "log_line", id="log_line"),
+    pytest.param(emit_timer, "timers", "timer", id="timer"),
+]
+
+
+@pytest.mark.parametrize(("emit", "field", "kind"), KINDS)
+def test_items_after_their_log_was_emitted_are_counted_not_kept(emit, field, kind):
+    """Code still running with a unit of work's context after its log left: counted as late, never raised."""
     otel_usage._stats.reset()
     holder = {}
 
     @traced_usage
     def root():
         holder["ctx"] = contextvars.copy_context()
-        event("in-time")
+        emit(0)
 
     with capture_usage() as usage:
         root()
         (log,) = usage.logs
-        holder["ctx"].run(event, "too-late")
-        holder["ctx"].run(otel_usage.log.info, "too-late")
-    assert contexts(log) == {"in-time": {}}
-    dropped = otel_usage.stats()["dropped"]
-    assert dropped["late_event"] == 1 and dropped["late_log_line"] == 1
+        holder["ctx"].run(emit, 1)
+        assert usage.logs == [log]
+    assert len(log[field]) == 1
+    assert otel_usage.stats()["dropped"][f"late_{kind}"] == 1
 
 
-def test_events_per_log_are_bounded_and_counted():
-    """One unit of work cannot grow without bound: events beyond the cap are counted, the first ones kept."""
+@pytest.mark.parametrize(("emit", "field", "kind"), KINDS)
+def test_items_per_log_are_bounded_and_counted(emit, field, kind):
+    """One unit of work cannot grow without bound: items beyond the cap are counted, the first ones kept."""
     from otel_usage._transaction import MAX_ITEMS_PER_LOG
 
     otel_usage._stats.reset()
@@ -527,12 +548,13 @@ def test_events_per_log_are_bounded_and_counted():
     @traced_usage
     def root():
         for i in range(MAX_ITEMS_PER_LOG + 5):
-            event("e", {"i": i})
+            emit(i)
         return "ok"
 
     with capture_usage() as usage:
         assert root() == "ok"
     (log,) = usage.logs
-    assert len(log["events"]) == MAX_ITEMS_PER_LOG
-    assert log["events"][-1]["data"] == {"i": MAX_ITEMS_PER_LOG - 1}
-    assert otel_usage.stats()["dropped"]["events_per_log"] == 5
+    assert len(log[field]) == MAX_ITEMS_PER_LOG
+    assert otel_usage.stats()["dropped"][f"{kind}s_per_log"] == 5
+    if kind == "event":
+        assert log[field][-1]["data"] == {"i": MAX_ITEMS_PER_LOG - 1}
