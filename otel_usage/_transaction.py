@@ -196,7 +196,7 @@ class _LogLines:
                 try:
                     level = int(level)
                 except (TypeError, ValueError):
-                    _stats.count_drop("log_line_bad_level", detail=repr(level)[:100])
+                    _stats.count_drop("log_line_bad_level", detail=type(level).__name__)
                     return
             if level > VERBOSITY.value:
                 return
