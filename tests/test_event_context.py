@@ -296,6 +296,68 @@ def test_changing_one_events_context_in_a_processor_changes_nothing_else():
     assert [e["context"] for e in second["events"]] == [{"tenant": "scrubbed"}, {"tenant": "acme"}]
 
 
+def test_context_held_across_yield_in_a_probed_generator_stays_open_inside_only():
+    """A probed generator's open contexts (and add_info) last across its yields, and never leak to the caller."""
+
+    @traced_usage
+    def rows():
+        add_info("source", "db")
+        with usage_context(batch=1):
+            event("g.first")
+            yield 1
+            event("g.second")
+            yield 2
+        event("g.after")
+
+    @traced_usage
+    def root():
+        for n in rows():
+            event(f"caller.{n}")
+        event("caller.end")
+
+    with capture_usage() as usage:
+        root()
+    (log,) = usage.logs
+    assert contexts(log) == {
+        "g.first": {"source": "db", "batch": 1},
+        "caller.1": {},
+        "g.second": {"source": "db", "batch": 1},
+        "caller.2": {},
+        "g.after": {"source": "db"},
+        "caller.end": {},
+    }
+
+
+def test_context_held_across_yield_in_a_probed_async_generator():
+    """The same for async generators: open inside across awaits and yields, invisible to the consumer."""
+
+    @traced_usage
+    async def pages():
+        with usage_context(cursor="c1"):
+            event("p.first")
+            yield 1
+            await asyncio.sleep(0)
+            event("p.second")
+            yield 2
+        event("p.after")
+
+    @traced_usage
+    async def root():
+        async for n in pages():
+            event(f"consumer.{n}")
+
+    with capture_usage() as usage:
+        asyncio.run(root())
+    (log,) = usage.logs
+    assert contexts(log) == {
+        "p.first": {"cursor": "c1"},
+        "consumer.1": {},
+        "p.second": {"cursor": "c1"},
+        "consumer.2": {},
+        "p.after": {},
+    }
+
+
 # --- threads ---------------------------------------------------------------------------------------
 
 
