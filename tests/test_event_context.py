@@ -358,6 +358,24 @@ def test_context_held_across_yield_in_a_probed_async_generator():
     }
 
 
+def test_context_held_across_yield_in_an_unprobed_generator_is_seen_by_its_consumer():
+    """Without a probe, a generator runs in its consumer's context (Python's rule, as documented)."""
+
+    def rows():
+        with usage_context(batch=1):
+            yield 1
+
+    @traced_usage
+    def root():
+        for n in rows():
+            event(f"consumer.{n}")
+        event("after")
+
+    with capture_usage() as usage:
+        root()
+    assert contexts(usage.logs[0]) == {"consumer.1": {"batch": 1}, "after": {}}
+
+
 # --- threads ---------------------------------------------------------------------------------------
 
 
