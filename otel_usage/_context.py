@@ -1,11 +1,24 @@
 """Info (shared by a whole usage log) and data (per call record).
 
 - :func:`add_info` records a key on the current unit of work: authoritatively on the current span's
-  record, and in baggage so that descendants in other threads, tasks and services see it too.
+  record, and in the execution context (baggage included) so that what runs from here on sees it: later
+  events, descendants in other threads, tasks and services.
 - :func:`usage_context` sets info for everything inside a ``with`` block (or a decorated function);
   nested contexts behave as a stack, same names included.
 - :func:`add_data` adds a key to the current call's record, or to an ancestor's (``depth``).
-- :func:`get_info` reads the info in force here.
+- :func:`get_info` reads the info in force here, which is also the ``context`` of an event emitted here.
+
+Two views of info, on purpose (edX event-tracking semantics for the second):
+
+- the **usage log's info** is everything set during its unit of work, whenever and wherever it was set:
+  a ``usage_context`` that has exited, or an ``add_info`` of a call that has returned, still describes
+  the log;
+- the **info in force** (:func:`get_info`, an event's ``context``) holds only what is open at this point
+  of the execution: allow-listed inbound baggage, then the usage contexts entered and not yet exited and
+  the ``add_info`` keys of the enclosing calls, the later (inner) one winning for a key. It lives in the
+  ``contextvars`` context (:data:`INFO_KEY`): an ``add_info`` lasts until the end of the innermost
+  enclosing probed call or ``usage_context`` block; an asyncio task or a thread started with a copy of
+  the context sees what was in force when it was created, and nothing entered by its parent later.
 
 Outside any recorded unit of work, ``add_info`` and ``add_data`` are dropped with a warning once per
 key and never raise; nothing set there can leak into a later, unrelated log.
@@ -42,6 +55,7 @@ __all__ = [
     "decode_info_value",
     "encode_info_value",
     "get_info",
+    "info_in_force",
     "usage_context",
 ]
 
@@ -50,7 +64,8 @@ logger = logging.getLogger("otel_usage")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Context key holding the info set by :func:`usage_context` (an immutable-by-convention dict).
+#: Context key holding the info in force (usage contexts and ``add_info``): a flat dict, never mutated
+#: once set (a change makes a new dict in a new context), so it can be shared without copying.
 INFO_KEY = context.create_key("otel_usage.info")
 
 _JSON_PREFIX = "j:"
@@ -140,9 +155,12 @@ def add_info(key: str, value: Any) -> None:
         if entry.info is None:
             entry.info = {}
         entry.info[key] = clean
-        # Descendants started from here on (threads with context, tasks, outgoing calls) carry it;
-        # the enclosing span's own detach ends it with the unit of work.
-        context.attach(baggage.set_baggage(key, encoded))
+        # What runs from here on (events, threads with context, tasks, outgoing calls) sees it; the
+        # detach of the enclosing probe or usage context ends it.
+        outer = context.get_value(INFO_KEY)
+        in_force: dict[str, Any] = dict(outer) if outer else {}  # type: ignore[call-overload]
+        in_force[key] = clean
+        context.attach(context.set_value(INFO_KEY, in_force, baggage.set_baggage(key, encoded)))
     except Exception as exc:  # noqa: BLE001
         from otel_usage._errors import internal_error
 
@@ -207,35 +225,47 @@ def _ancestor(entry: Any, depth: int | None) -> Any:
     return target
 
 
-def get_info() -> dict[str, Any]:
-    """The info in force here: usage contexts, inbound allow-listed baggage and ``add_info`` so far."""
-    info: dict[str, Any] = {}
+def _with_info(ctx: context.Context, items: Mapping[str, Any]) -> dict[str, Any]:
+    """A new info-in-force dict: the one of ``ctx`` with ``items`` on top."""
+    outer = context.get_value(INFO_KEY, ctx)
+    merged: dict[str, Any] = dict(outer) if outer else {}  # type: ignore[call-overload]
+    merged.update(items)
+    return merged
+
+
+def info_in_force() -> Mapping[str, Any] | None:
+    """The info in force here, shared (never mutate it); None when there is none. See :func:`get_info`."""
+    ctx_info: Mapping[str, Any] | None = context.get_value(INFO_KEY)  # type: ignore[assignment]
     entry = current_entry()
-    if _recorded(entry):
-        chain = []
-        node = entry
-        while node is not None:
-            chain.append(node)
-            node = node.parent
-        root = chain[-1]
-        if root.inbound_info:
-            info.update(root.inbound_info)
-        if root.ctx_info:
-            info.update(root.ctx_info)
-        for node in reversed(chain):
-            if node.info:
-                info.update(node.info)
-    ctx_info = context.get_value(INFO_KEY)
-    if ctx_info:
-        info.update(ctx_info)  # type: ignore[call-overload]
-    return info
+    inbound = entry.root.inbound_info if _recorded(entry) else None
+    if not inbound:
+        return ctx_info
+    if not ctx_info:
+        return inbound  # type: ignore[no-any-return]
+    merged = dict(inbound)
+    merged.update(ctx_info)
+    return merged
+
+
+def get_info() -> dict[str, Any]:
+    """The info in force here (a new dict): what an event emitted here carries as its ``context``.
+
+    Allow-listed inbound baggage, then the usage contexts entered and not yet exited and the
+    :func:`add_info` keys of the enclosing calls; for a key set at several levels the innermost wins.
+    A context that has exited, or an ``add_info`` of a call that has returned, is no longer in force
+    (the usage log's info still has it).
+    """
+    info = info_in_force()
+    return dict(info) if info else {}
 
 
 class usage_context(contextlib.ContextDecorator):
     """Set info for everything inside: ``with usage_context(tenant="acme"): ...``.
 
     Also a decorator. Contexts nest as a stack: an inner value of the same name wins inside and the
-    outer one is back after. Inside a recorded unit of work the info is also recorded on it.
+    outer one is back after; on exit (an exception included) its keys leave the info in force, so
+    events emitted later no longer carry them. Inside a recorded unit of work the info is also
+    recorded on the usage log, which keeps it.
 
     Raises:
         ValueError: a key is reserved (see :func:`add_info`).
@@ -268,10 +298,7 @@ class usage_context(contextlib.ContextDecorator):
                 continue
             prepared[key] = pair[0]
             ctx = baggage.set_baggage(key, pair[1], ctx)
-        outer = context.get_value(INFO_KEY, ctx)
-        merged: dict[str, Any] = dict(outer) if outer else {}  # type: ignore[call-overload]
-        merged.update(prepared)
-        ctx = context.set_value(INFO_KEY, merged, ctx)
+        ctx = context.set_value(INFO_KEY, _with_info(ctx, prepared), ctx)
         if not HIDDEN.get():
             entry = current_entry()
             if _recorded(entry) and prepared:

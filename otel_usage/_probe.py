@@ -417,6 +417,8 @@ def _gen_wrapper(func: Callable[..., Generator[Any, Any, Any]], spec: ProbeSpec)
                     result = stop.value
                     break
                 finally:
+                    if ctx is not None:  # the next step resumes the context this one left (open usage contexts)
+                        ctx = context.get_current()
                     _leave(token, hide)
                 thrown = None
                 try:
@@ -462,6 +464,8 @@ def _async_gen_wrapper(
                 except StopAsyncIteration:
                     break
                 finally:
+                    if ctx is not None:  # the next step resumes the context this one left (open usage contexts)
+                        ctx = context.get_current()
                     _leave(token, hide)
                 thrown = None
                 try:

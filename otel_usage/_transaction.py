@@ -1,23 +1,29 @@
 """Transactions: named events, LogDefer-style log lines and timers inside a usage log.
 
 - :func:`event` (edX ``emit``): ``{name, time, data, context}`` in the log's ``events``; ``time`` is
-  seconds from the log's start, ``context`` the info in force at that moment, ``data`` a snapshot taken
-  at the call. Also added as a span event, so trace backends see it. Outside any unit of work an event
-  becomes its own one-event usage log (tracker ``otel_usage.event``), so an ``emit`` from a background
-  job is never lost.
+  seconds from the log's start, ``data`` a snapshot taken at the call (``{}`` when none, as edX does),
+  ``context`` edX's ``resolve_context()``: the info in force at that moment (:func:`~otel_usage.get_info`),
+  i.e. the usage contexts entered and not yet exited, inner ones winning, never one that has exited.
+  Also added as a span event, so trace backends see it. Outside any unit of work an event becomes its
+  own one-event usage log (tracker ``otel_usage.event``), so an ``emit`` from a background job is never
+  lost.
 - :data:`log` (LogDefer): ``log.error/warn/info/debug(message, data=None)`` and
   ``log.add(level, message, data=None)`` with LogDefer's numbers (error 10, warn 20, info 30, debug 40;
   any integer for custom levels) append ``[offset_seconds, level, message, data?]`` to the log's
   ``logs`` when ``level <= verbosity`` (``OTEL_USAGE_LOG_VERBOSITY``, default 30). A callable message
-  is called only when it passes. :class:`UsageLogHandler` bridges stdlib ``logging`` records emitted
-  inside a unit of work into ``logs`` (``OTEL_USAGE_LOG_BRIDGE``, off by default).
+  is called only when it passes. LogDefer's ``add_message``, ``data`` and ``timer`` work on it too.
+  :class:`UsageLogHandler` bridges stdlib ``logging`` records emitted inside a unit of work into
+  ``logs`` (``OTEL_USAGE_LOG_BRIDGE``, off by default).
 - :class:`timer`: ``with timer("name"):`` (or as a decorator) appends ``[name, start, end]`` to
   ``timers``; timers nest, overlap and repeat freely. One still open when the log is assembled is
   closed at the log's end and flagged with a fourth element ``{"unfinished": true}``.
 - :class:`transaction`: ``with transaction("nightly-import") as tx:`` opens a unit of work explicitly
   (its own usage log, linked to the enclosing span if any); ``tx.data[...]`` become info.
 
-Outside a recorded unit of work, log lines and timers are dropped (counted), never raised.
+Outside a recorded unit of work, log lines and timers are dropped (counted), never raised. Each log keeps
+at most :data:`MAX_ITEMS_PER_LOG` events, log lines and timers (each kind; more are counted as
+``events_per_log`` ...), and what arrives after its log has ended (a task outliving its unit of work) is
+counted as ``late_event`` / ``late_log_line`` / ``late_timer``.
 """
 
 from __future__ import annotations
@@ -29,16 +35,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.trace import Link, Status, StatusCode
 
 from otel_usage import _params, _stats
-from otel_usage._context import _recorded, current_entry, get_info
+from otel_usage._context import _recorded, add_info, current_entry, info_in_force
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
+from otel_usage._processor import DISCARDED, OPEN, WAITING
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._schema import RESERVED_KEYS
 
@@ -70,11 +77,24 @@ def set_verbosity(level: int) -> None:
     VERBOSITY.value = level
 
 
+#: Most events, log lines or timers kept in one usage log (each kind); more are counted, not kept.
+MAX_ITEMS_PER_LOG = 1000
+
 _lists_lock = threading.Lock()
+_KINDS = {"events": "event", "lines": "log_line", "timers": "timer"}
 
 
-def _append(root: Any, field: str, item: Any) -> None:
-    """Append to one of the root's lists, created on first use (most logs have none)."""
+def _append(root: Any, field: str, item: Any) -> bool:
+    """Append to one of the root's lists, created on first use (most logs have none); never unbounded.
+
+    False (counted) when the log has ended and is being or has been emitted (``late_<kind>``), or the
+    list is full (``<kind>s_per_log``); False, not counted, when the log was discarded on purpose.
+    """
+    state = root.state
+    if state != OPEN and state != WAITING:
+        if state != DISCARDED:
+            _stats.count_drop(f"late_{_KINDS[field]}")
+        return False
     items = getattr(root, field)
     if items is None:
         with _lists_lock:
@@ -82,7 +102,11 @@ def _append(root: Any, field: str, item: Any) -> None:
             if items is None:
                 items = []
                 setattr(root, field, items)
+    if len(items) >= MAX_ITEMS_PER_LOG:
+        _stats.count_drop(f"{_KINDS[field]}s_per_log")
+        return False
     items.append(item)
+    return True
 
 
 def _root_here() -> Any:
@@ -95,18 +119,30 @@ def _root_here() -> Any:
 # --- events -------------------------------------------------------------------------------------
 
 
+def _context_now() -> dict[str, Any]:
+    """An event's context: a copy of the info in force (the log's processors may change it in place)."""
+    info = info_in_force()
+    return dict(info) if info else {}
+
+
 def event(name: str, data: Any = None) -> None:
-    """Record a named event (dotted namespaces encouraged) in the current usage log; never raises."""
+    """Record a named event (dotted namespaces encouraged) in the current usage log; never raises.
+
+    The event carries ``data`` (a snapshot; ``{}`` when None) and, as ``context``, the info in force
+    here: the usage contexts entered and not yet exited (the innermost wins for a key) and the
+    ``add_info`` keys of the enclosing calls.
+    """
     try:
         name = str(name) if name else "unknown"
-        snapshot = _params.serialize(data)
+        snapshot = _params.serialize(data) if data is not None else {}
         if HIDDEN.get():
             return
         root = _root_here()
         if root is None:
             _standalone_event(name, snapshot)
             return
-        _append(root, "events", (time.time_ns(), name, snapshot, get_info()))
+        if not _append(root, "events", (time.time_ns(), name, snapshot, _context_now())):
+            return
         span = trace.get_current_span()
         attributes = {"otel_usage.event.data": json.dumps(snapshot, ensure_ascii=False)} if data is not None else {}
         span.add_event(name, attributes=attributes)
@@ -125,7 +161,7 @@ def _standalone_event(name: str, snapshot: Any) -> None:
     if _recorded(entry):
         entry.probe = _Spec(name, EVENT_TRACKER)
         entry.params = {}
-        _append(entry.root, "events", (time.time_ns(), name, snapshot, get_info()))
+        _append(entry.root, "events", (time.time_ns(), name, snapshot, _context_now()))
     span.add_event(name)
     span.end()
 
@@ -146,11 +182,22 @@ class _Spec:
 
 
 class _LogLines:
-    """LogDefer's deferred log lines, recorded into the current usage log."""
+    """LogDefer's deferred log lines, recorded into the current usage log.
+
+    Also LogDefer's other calls, so that its documented examples run unchanged inside a unit of
+    work: ``add_message(level, message, data)``, ``data(mapping)`` (info of the log, as
+    :func:`~otel_usage.add_info`) and ``timer(name)`` (a :class:`timer`).
+    """
 
     def add(self, level: int, message: str | Callable[[], str], data: Any = None) -> None:
         """Record ``[offset, level, message, data?]`` when ``level <= verbosity``; never raises."""
         try:
+            if level.__class__ is not int:
+                try:
+                    level = int(level)
+                except (TypeError, ValueError):
+                    _stats.count_drop("log_line_bad_level", detail=type(level).__name__)
+                    return
             if level > VERBOSITY.value:
                 return
             root = _root_here()
@@ -165,6 +212,10 @@ class _LogLines:
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "log line")
 
+    def add_message(self, level: int = INFO, message: str | Callable[[], str] = "", data: Any = None) -> None:
+        """LogDefer's name for :meth:`add` (same keywords: ``level``, ``message``, ``data``)."""
+        self.add(level, message, data)
+
     def error(self, message: str | Callable[[], str], data: Any = None) -> None:
         self.add(ERROR, message, data)
 
@@ -178,6 +229,19 @@ class _LogLines:
 
     def debug(self, message: str | Callable[[], str], data: Any = None) -> None:
         self.add(DEBUG, message, data)
+
+    def data(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """LogDefer's ``log.data({...})``: each item becomes info of the usage log (see ``add_info``).
+
+        Raises:
+            ValueError: a key is reserved, as for :func:`~otel_usage.add_info`.
+        """
+        for key, value in dict(values or {}, **kwargs).items():
+            add_info(key, value)
+
+    def timer(self, name: str) -> timer:
+        """LogDefer's ``with log.timer("name"):``, the same as :class:`timer`."""
+        return timer(name)
 
 
 log = _LogLines()
@@ -239,7 +303,8 @@ class timer(contextlib.ContextDecorator):
                 _stats.count_drop("timer_outside_unit_of_work")
             else:
                 record = [self.name, time.time_ns(), 0]
-                _append(root, "timers", record)
+                if not _append(root, "timers", record):
+                    record = None
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "timer")
         self._stack.append(record)

@@ -87,6 +87,8 @@ def test_add_info_is_shared_by_the_whole_log_and_seen_by_descendants():
     (log,) = usage.logs
     assert log["user"] == "bob"
     assert got["info"]["user"] == "bob"
+    # in force until the child returns: the parent no longer reads it, the log keeps it
+    assert "user" not in got["after"]
 
 
 def test_info_reaches_threads_started_with_the_context():
