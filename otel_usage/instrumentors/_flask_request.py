@@ -109,16 +109,6 @@ _parse: Callable[[str], Any] | None = None
 _parser_missing = False
 
 
-def _new_lock_after_fork() -> None:
-    # A pre-fork server may fork while the warm-up thread holds the lock: the child must not inherit it held.
-    global _parser_lock
-    _parser_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_new_lock_after_fork)
-
-
 def _ua_parse() -> Callable[[str], Any] | None:
     """``ua_parser.parse`` (loaded once: its rules take a while to compile), or None if not installed."""
     global _parse, _parser_missing
@@ -141,6 +131,15 @@ def warm_up_user_agent_parser() -> None:
     """Load the user-agent rules in a background thread, so that the first request does not wait."""
     if _parse is None and not _parser_missing:
         threading.Thread(target=_ua_parse, name="otel_usage.ua_parser", daemon=True).start()
+
+
+# A fork while the warm-up thread is importing ua_parser would leave the module's import lock held by a
+# thread the child does not have: the child's first request would hang on it (a pre-fork server with the
+# app preloaded). So a fork waits for a warm-up in progress to finish (it holds the parser lock meanwhile).
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(
+        before=_parser_lock.acquire, after_in_parent=_parser_lock.release, after_in_child=_parser_lock.release
+    )
 
 
 def _version(*parts: str | None) -> str | None:

@@ -901,23 +901,33 @@ def test_info_does_not_outlive_its_request_on_a_reused_thread(usage: CapturedUsa
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
 def test_forked_worker_parses_user_agents(usage: CapturedUsage) -> None:
-    """A pre-fork worker forked while the user-agent rules load still parses user agents (no inherited lock)."""
+    """A pre-fork worker forked while the warm-up thread loads the user-agent rules: the fork waits for the
+    warm-up (a child must not inherit an import lock held by a thread it does not have), then the worker
+    parses user agents."""
     import os
+    import threading
     import warnings
 
     from otel_usage.instrumentors import _flask_request
 
-    _flask_request._parser_lock.acquire()  # as if the warm-up thread held it at fork time
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process (3.12+)
-            pid = os.fork()
-        if pid == 0:  # the worker: loads the rules itself
-            _flask_request._parse = None
-            ok = _flask_request.parse_user_agent.__wrapped__(IPHONE)[0] == "Mobile Safari"
-            os._exit(0 if ok else 1)
-    finally:
-        _flask_request._parser_lock.release()
+    loading, release = threading.Event(), threading.Event()
+
+    def warm_up() -> None:  # as the warm-up thread does: the lock held while ua_parser loads
+        with _flask_request._parser_lock:
+            loading.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=warm_up)
+    thread.start()
+    assert loading.wait(10)
+    threading.Timer(0.3, release.set).start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the worker
+        ok = release.is_set() and _flask_request.parse_user_agent.__wrapped__(IPHONE)[0] == "Mobile Safari"
+        os._exit(0 if ok else 1)
+    thread.join(10)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
