@@ -33,8 +33,15 @@ def _raw(name: str) -> str | None:
     return value.strip()
 
 
+_warned: set[tuple[str, str]] = set()  # (variable, value) already reported: once per process
+
+
 def _warn(name: str, value: str, default: object, why: str) -> None:
-    logger.warning("Ignoring %s=%r (%s); using the default %r", name, value, why, default)
+    if (name, value) in _warned or len(_warned) > 1000:
+        return
+    _warned.add((name, value))
+    shown = default.name if isinstance(default, Level) else repr(default)
+    logger.warning("otel_usage: ignoring %s=%r (%s); using the default %s", name, value, why, shown)
 
 
 def env_parsed(name: str, default: T, parse: Callable[[str], T]) -> T:

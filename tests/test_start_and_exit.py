@@ -158,3 +158,14 @@ def test_a_healthy_exit_prints_nothing(tmp_path: Path) -> None:
     proc = run_app(tmp_path, {}, code=CONFIGURED_APP, instrumented=False)
     assert proc.returncode == 0 and proc.stderr == ""
     assert len(lines_of(tmp_path / "usage.jsonl")) == 50
+
+
+def test_a_bad_value_is_reported_once_with_the_default_used(tmp_path: Path) -> None:
+    code = "import otel_usage\notel_usage.configure()\notel_usage.configure()\n" + APP
+    proc = run_app(tmp_path, {"OTEL_USAGE_LEVEL": "LOUD"}, code=code, instrumented=False)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if "OTEL_USAGE_LEVEL" in line]
+    assert line == (
+        "otel_usage: ignoring OTEL_USAGE_LEVEL='LOUD' (not a usage level: 'LOUD' (expected one of DEBUG, INFO, "
+        "DEFAULT, NONE, any case)); using the default DEFAULT"
+    )
