@@ -354,6 +354,14 @@ def _dataclass_rule(t: type) -> Rule:
     return _fields_rule(names, lambda obj: (getattr(obj, name) for name in names))
 
 
+def _str_subclass_rule(w: _Walker, obj: Any, depth: int) -> Any:
+    """The plain text of a str subclass, copying only what is kept (``str.__str__`` copies it whole)."""
+    n = str.__len__(obj)
+    if n <= w.max_length:
+        return w.text(str.__str__(obj))
+    return w.text(str.__getitem__(obj, slice(0, w.max_length)), n)
+
+
 def _fallback_rule(w: _Walker, obj: Any, depth: int) -> Any:
     return w.fallback(obj)
 
@@ -367,7 +375,7 @@ def _builtin_rule(t: type) -> Rule:
     if issubclass(t, float):
         return lambda w, obj, depth: w.value(float.__float__(obj), depth)
     if issubclass(t, str):
-        return lambda w, obj, depth: w.text(str.__str__(obj))
+        return _str_subclass_rule
     if issubclass(t, datetime.datetime):
         return _text_rule(datetime.datetime.isoformat)
     if issubclass(t, datetime.date):
@@ -486,9 +494,12 @@ class _Walker:
             logger.debug("representing a %s failed; using repr()", _type_name(t), exc_info=True)
             return self.fallback(obj)
 
-    def text(self, s: str) -> str:
-        """``s`` cut at ``max_length`` or at the remaining budget, with its marker; encodable in UTF-8."""
-        n = len(s)
+    def text(self, s: str, n: int = -1) -> str:
+        """``s`` cut at ``max_length`` or at the remaining budget, with its marker; encodable in UTF-8.
+
+        ``n`` is the length of the whole string when ``s`` is its beginning only.
+        """
+        n = max(n, len(s))
         limit = self.max_length if self.budget >= self.max_length else max(self.budget, 0)
         if n <= limit:
             if not s.isascii():
@@ -506,7 +517,12 @@ class _Walker:
         view = memoryview(obj)
         n = view.nbytes
         take = min(self.max_length, max(self.budget, 0)) // 4 * 3
-        data = view.cast("B")[:take].tobytes() if view.c_contiguous else view.tobytes()[:take]
+        if view.c_contiguous:
+            data = view.cast("B")[:take].tobytes()
+        elif view.ndim == 1:  # strided: copy only the items needed, not the whole buffer
+            data = view[: -(-take // max(view.itemsize, 1))].tobytes()[:take]
+        else:
+            data = view.tobytes()[:take]
         encoded = base64.b64encode(data).decode("ascii")
         self.budget -= len(encoded) + 2
         return encoded if n <= take else f"{encoded}…[+{n - take} bytes]"

@@ -10,6 +10,7 @@ The worst-case time per call is measured by ``benchmarks/bench_hostile.py``, not
 from __future__ import annotations
 
 import array
+import base64
 import collections
 import dataclasses
 import decimal
@@ -627,3 +628,27 @@ def test_fan_out_hooks_are_called_a_bounded_number_of_times() -> None:
     result = serialize(Fan())
     assert len(json.dumps(result)) <= value_bound(SerializeLimits())
     assert calls[0] <= 1000, calls[0]
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (
+            lambda: memoryview(bytes(range(256)) * (40 * 1024))[::2],
+            f"{base64.b64encode((bytes(range(0, 256, 2)) * 6)[:768]).decode()}…[+{5 * MB - 768} bytes]",
+        ),
+        (lambda: TextSubclass("t" * (10 * MB)), f"{'t' * 1024}…[+{10 * MB - 1024} chars]"),
+    ],
+    ids=["strided-memoryview", "str-subclass"],
+)
+def test_big_buffers_and_str_subclasses_copy_only_what_is_kept(build: Callable[[], Any], expected: str) -> None:
+    """A strided 10 MB memoryview and a 10 MB str subclass are cut without copying them whole (the copy
+    cost 85 ms per call for the view)."""
+    value = build()
+    tracemalloc.start()
+    try:
+        assert serialize(value) == expected
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < MB, peak
