@@ -91,6 +91,7 @@ __all__ = [
     "get_policy",
     "register_representation",
     "serialize",
+    "serialize_decoded",
     "serialize_named",
     "set_policy",
 ]
@@ -649,6 +650,26 @@ def serialize(value: object) -> Any:
         return _represent(value, limits, redactor)
     except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
         internal_error(exc, "serialize")
+        return _unrepresentable(value)
+
+
+def serialize_decoded(value: object, room: int = 4096) -> Any:
+    """:func:`serialize` of a value decoded from outside (JSON in inbound baggage); never raises.
+
+    NaN and infinities become their marker strings, nesting is cut at ``max_depth``, lone surrogates are
+    made encodable and sensitive keys redacted, but no string or size that fits in ``room`` characters (a
+    W3C baggage entry: 4096 bytes) is cut, so a value that already went through :func:`serialize` on the
+    sending side comes back as it was.
+    """
+    limits, redactor = _policy
+    try:
+        if limits.max_length < room or limits.max_size < room:
+            limits = dataclasses.replace(
+                limits, max_length=max(limits.max_length, room), max_size=max(limits.max_size, room)
+            )
+        return _represent(value, limits, redactor)
+    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+        internal_error(exc, "serialize_decoded")
         return _unrepresentable(value)
 
 
