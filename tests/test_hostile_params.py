@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from opentelemetry import baggage
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 from otel_usage import _stats, add_data, add_info, traced_usage
@@ -652,3 +654,22 @@ def test_big_buffers_and_str_subclasses_copy_only_what_is_kept(build: Callable[[
     finally:
         tracemalloc.stop()
     assert peak < MB, peak
+
+
+def test_info_with_lone_surrogates_travels_in_baggage() -> None:
+    """An info value with lone surrogates is recorded and injected into outgoing baggage (it used to raise
+    UnicodeEncodeError in add_info for long values, and in every propagator's inject for short ones)."""
+    carrier: dict[str, str] = {}
+
+    @traced_usage
+    def call_out() -> None:
+        add_info("short", "a\udcff")
+        add_info("long", "b\udcff" * 400)
+        W3CBaggagePropagator().inject(carrier)
+
+    with capture_usage() as usage:
+        call_out()
+    (log,) = usage.logs
+    assert (log["short"], log["long"]) == ("a\\udcff", "b\\udcff" * 400)
+    sent = W3CBaggagePropagator().extract(carrier)
+    assert baggage.get_baggage("short", sent) == "a\\udcff"
