@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from otel_usage import environment_variables as ev
 from otel_usage._levels import DEFAULT_THRESHOLD, Level, parse_level
+from otel_usage._schema import RESERVED_KEYS
 
 __all__ = ["CoreSettings", "env_bool", "env_float", "env_int", "env_list", "env_str"]
 
@@ -150,7 +151,7 @@ class CoreSettings:
             "max_log_age_millis": env_int(ev.OTEL_USAGE_MAX_LOG_AGE_MILLIS, d.max_log_age_millis, 1),
             "grace_millis": env_int(ev.OTEL_USAGE_GRACE_MILLIS, d.grace_millis, 0),
             "schedule_delay_millis": env_int(ev.OTEL_USAGE_SCHEDULE_DELAY_MILLIS, d.schedule_delay_millis, 1),
-            "baggage_allow": env_list(ev.OTEL_USAGE_BAGGAGE_ALLOW),
+            "baggage_allow": _env_baggage_allow(),
             "redact": env_list(ev.OTEL_USAGE_REDACT),
             "redact_defaults": env_bool(ev.OTEL_USAGE_REDACT_DEFAULTS, d.redact_defaults),
             "param_max_depth": env_int(ev.OTEL_USAGE_PARAM_MAX_DEPTH, d.param_max_depth, 1),
@@ -171,15 +172,33 @@ class CoreSettings:
         return cls(**values)
 
 
+def _reserved_message(name: str, source: str) -> str:
+    return (
+        f"{source}: {name!r} is a reserved key of usage logs and cannot be allowed in from baggage "
+        f"(allowed: any other info key; reserved: {', '.join(sorted(RESERVED_KEYS))})"
+    )
+
+
+def _env_baggage_allow() -> tuple[str, ...]:
+    """``OTEL_USAGE_BAGGAGE_ALLOW``: a reserved name is ignored with a warning, the others are kept."""
+    names = env_list(ev.OTEL_USAGE_BAGGAGE_ALLOW)
+    for name in names:
+        if name in RESERVED_KEYS:
+            logger.warning("Ignoring %s", _reserved_message(name, ev.OTEL_USAGE_BAGGAGE_ALLOW))
+    return tuple(name for name in names if name not in RESERVED_KEYS)
+
+
 def _validate(key: str, value: Any) -> Any:
     if key == "level":
         return parse_level(value)
     if key in ("baggage_allow", "redact"):
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        items = tuple(value)
+        items = tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else tuple(value)
         if not all(isinstance(v, str) for v in items):
             raise ValueError(f"{key} must be strings, got {value!r}")
+        if key == "baggage_allow":
+            for name in items:
+                if name in RESERVED_KEYS:
+                    raise ValueError(_reserved_message(name, key))
         return items
     if key == "log_verbosity":
         if isinstance(value, bool) or not isinstance(value, int):

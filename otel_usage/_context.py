@@ -92,11 +92,15 @@ def encode_info_value(value: Any) -> str:
 
 
 def decode_info_value(raw: str) -> Any:
-    """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string."""
+    """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string.
+
+    Inbound baggage is untrusted: a decoded value is made JSON-safe (``j:NaN``, ``j:1e400``, nesting past
+    the recursion limit, lone surrogates) by :func:`~otel_usage._params.serialize_decoded`.
+    """
     if raw.startswith(_JSON_PREFIX):
         try:
-            return json.loads(raw[len(_JSON_PREFIX) :])
-        except ValueError:
+            return _params.serialize_decoded(json.loads(raw[len(_JSON_PREFIX) :]))
+        except (ValueError, RecursionError):
             return raw
     return raw
 

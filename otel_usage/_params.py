@@ -27,14 +27,18 @@ How a value is represented (the first matching rule wins):
    declared with ``repr=False`` are left out); namedtuples → dict of their fields; ``dict`` and other
    mappings → dict with str keys; ``list``/``tuple``/``deque`` → list; ``set``/``frozenset`` → list,
    sorted when the kept items are comparable; other ``numbers.Integral``/``numbers.Real`` (numpy
-   scalars) → int/float;
+   scalars) → int/float; ``UserString`` → ``str``; other sets (dict keys and items views) → list, sorted
+   like sets; other sequences (``array.array``, ``UserList``) and dict values views → list (their
+   ``repr`` would cost time in proportion to their size);
 6. anything else, generators and iterators included → ``repr(obj)``.
 
-Floats NaN, inf and -inf become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; ints of more
-than 1024 bits become ``"<int of N bits>"``. Dict keys that are not strings become ``"true"``,
-``"false"``, ``"null"`` (as JSON writes them), ``str(number)``, else ``str(key)``, else ``repr(key)``;
-a key that collides with one already kept gets a ``#2``, ``#3``... suffix. Dict keys are checked by
-the redactor at every level: the value of a sensitive key is ``"[REDACTED]"``.
+Strings are kept encodable in UTF-8: a lone surrogate (``os.fsdecode`` of undecodable bytes, a pair cut
+in half) is written as the six characters ``\\udcff``. Floats NaN, inf and -inf become the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; ints of more than 1024 bits become ``"<int of N bits>"``.
+Dict keys that are not strings become ``"true"``, ``"false"``, ``"null"`` (as JSON writes them),
+``str(number)``, else ``str(key)``, else ``repr(key)``; a key that collides with one already kept gets a
+``#2``, ``#3``... suffix. Dict keys are checked by the redactor at every level: the value of a sensitive
+key is ``"[REDACTED]"``.
 
 Markers (JSON strings; ``…`` is U+2026) say where something was cut or replaced:
 
@@ -42,18 +46,20 @@ Markers (JSON strings; ``…`` is U+2026) say where something was cut or replace
 ``"abc…[+N chars]"``            a string cut at ``max_length`` (or at what remains of ``max_size``)
 ``"QUJD…[+N bytes]"``           bytes cut before base64 encoding
 ``[..., "…[+N items]"]``        a list or set cut at ``max_items`` or at the ``max_size`` budget
-``{..., "…": "+N items"}``      a dict cut the same way
+``{..., "…": "+N items"}``      a dict cut the same way, or a call's extra keyword arguments
 ``"…[depth]"``                  a container nested deeper than ``max_depth`` (or a chain of more
                                 than 8 representation hooks each returning a new object)
 ``"…[cycle]"``                  a container or object that contains itself
-``"<unrepresentable Foo>"``     an object of class ``Foo`` whose rule and ``repr`` both raised
+``"<unrepresentable Foo>"``     an object of class ``Foo`` whose rule and ``repr`` both raised (a class
+                                name is cut to 128 characters)
 ``"<int of N bits>"``           an int too large to write as a JSON number
 ``"[REDACTED]"``                the value of a sensitive parameter name or dict key
 =============================== =================================================================
 
 Any other rule that raises falls back to ``repr(obj)``, cut like any string. The ``max_size`` budget is
 rough: the budget is checked before each item, so a value may go over by about one item per nesting
-level.
+level. The extra keyword arguments of a call (``**kwargs``) count as one value: together they get one
+budget and at most ``max_items`` of them are kept.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ import operator
 import pathlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MappingView, Sequence, Set
 from typing import Any
 
 from otel_usage._errors import internal_error
@@ -85,6 +91,7 @@ __all__ = [
     "get_policy",
     "register_representation",
     "serialize",
+    "serialize_decoded",
     "serialize_named",
     "set_policy",
 ]
@@ -107,6 +114,8 @@ _WORD_END_BELOW = 6  # fragments shorter than this only match at the end of a wo
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
 _CACHE_MAX = 4096
 _MAX_HOPS = 8
+_MAX_TYPE_NAME = 128  # longest class name kept in a marker
+_MAX_CACHED_NAME = 256  # longest name whose redaction answer is cached
 _BIG_INT = 1 << 1024
 _NATIVE = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 _MISSING: Any = object()  # a parameter without a default
@@ -195,6 +204,8 @@ class Redactor:
         if cached is not None:
             return cached
         result = self._match(name)
+        if len(name) > _MAX_CACHED_NAME:  # a client-sent name (a query argument) must not pin memory
+            return result
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[name] = result
@@ -260,12 +271,16 @@ def register_representation(type_: type, func: Callable[[Any], Any]) -> None:
 
 
 def _type_name(t: type) -> str:
+    """``t.__name__`` (cut to ``_MAX_TYPE_NAME`` characters), or ``"object"`` when it is unreadable."""
     try:
         name = t.__name__
     except Exception:
         logger.debug("a class without a readable __name__", exc_info=True)
         return "object"
-    return name if isinstance(name, str) else "object"
+    if not isinstance(name, str):
+        return "object"
+    name = str.__str__(name)
+    return name if len(name) <= _MAX_TYPE_NAME else f"{name[:_MAX_TYPE_NAME]}…"
 
 
 def _hook_for(t: type) -> Hook | None:
@@ -340,6 +355,14 @@ def _dataclass_rule(t: type) -> Rule:
     return _fields_rule(names, lambda obj: (getattr(obj, name) for name in names))
 
 
+def _str_subclass_rule(w: _Walker, obj: Any, depth: int) -> Any:
+    """The plain text of a str subclass, copying only what is kept (``str.__str__`` copies it whole)."""
+    n = str.__len__(obj)
+    if n <= w.max_length:
+        return w.text(str.__str__(obj))
+    return w.text(str.__getitem__(obj, slice(0, w.max_length)), n)
+
+
 def _fallback_rule(w: _Walker, obj: Any, depth: int) -> Any:
     return w.fallback(obj)
 
@@ -353,7 +376,7 @@ def _builtin_rule(t: type) -> Rule:
     if issubclass(t, float):
         return lambda w, obj, depth: w.value(float.__float__(obj), depth)
     if issubclass(t, str):
-        return lambda w, obj, depth: w.text(str.__str__(obj))
+        return _str_subclass_rule
     if issubclass(t, datetime.datetime):
         return _text_rule(datetime.datetime.isoformat)
     if issubclass(t, datetime.date):
@@ -383,11 +406,28 @@ def _builtin_rule(t: type) -> Rule:
             return _sequence_rule(unordered, sort=True)
     if issubclass(t, Mapping):
         return lambda w, obj, depth: w.mapping(obj, obj.items(), len(obj), depth)
+    # Other containers (their repr costs time and memory in proportion to their size): their first items.
+    if issubclass(t, collections.UserString):
+        return _text_rule(str)
+    if issubclass(t, Set):
+        return lambda w, obj, depth: w.sequence(obj, iter(obj), len(obj), depth, True)
+    if issubclass(t, (Sequence, MappingView)) and not issubclass(t, range):
+        return lambda w, obj, depth: w.sequence(obj, iter(obj), len(obj), depth)
     if issubclass(t, numbers.Integral):
         return lambda w, obj, depth: w.value(int(obj), depth)
     if issubclass(t, numbers.Real):
         return lambda w, obj, depth: w.value(float(obj), depth)
     return _fallback_rule
+
+
+def _utf8(s: str) -> str:
+    """``s`` with its lone surrogates (``os.fsdecode`` of bad bytes, a cut pair) written ``\\udcff``: a
+    string no UTF-8 encoder refuses (the JSON, SQL and OTLP exporters, baggage on outgoing calls)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
 
 
 def _big_int(value: int) -> str:
@@ -455,25 +495,43 @@ class _Walker:
             logger.debug("representing a %s failed; using repr()", _type_name(t), exc_info=True)
             return self.fallback(obj)
 
-    def text(self, s: str) -> str:
-        """``s`` cut at ``max_length`` or at the remaining budget, with its marker."""
-        n = len(s)
+    def text(self, s: str, n: int = -1) -> str:
+        """``s`` cut at ``max_length`` or at the remaining budget, with its marker; encodable in UTF-8.
+
+        ``n`` is the length of the whole string when ``s`` is its beginning only.
+        """
+        n = max(n, len(s))
         limit = self.max_length if self.budget >= self.max_length else max(self.budget, 0)
         if n <= limit:
-            self.budget -= n + 2
+            if not s.isascii():
+                s = _utf8(s)
+            self.budget -= len(s) + 2
             return s
-        self.budget -= limit + 16
-        return f"{s[:limit]}…[+{n - limit} chars]"
+        kept = s[:limit]
+        if not kept.isascii():
+            kept = _utf8(kept)
+        self.budget -= len(kept) + 16
+        return f"{kept}…[+{n - limit} chars]"
 
     def binary(self, obj: bytes | bytearray | memoryview) -> str:
         """Base64 of the bytes of ``obj``, cut so that the text fits the length limit."""
         view = memoryview(obj)
         n = view.nbytes
         take = min(self.max_length, max(self.budget, 0)) // 4 * 3
-        data = view.cast("B")[:take].tobytes() if view.c_contiguous else view.tobytes()[:take]
+        if view.c_contiguous:
+            data = view.cast("B")[:take].tobytes()
+        elif view.ndim == 1:  # strided: copy only the items needed, not the whole buffer
+            data = view[: -(-take // max(view.itemsize, 1))].tobytes()[:take]
+        else:
+            data = view.tobytes()[:take]
         encoded = base64.b64encode(data).decode("ascii")
         self.budget -= len(encoded) + 2
         return encoded if n <= take else f"{encoded}…[+{n - take} bytes]"
+
+    def marker(self, text: str) -> str:
+        """A marker in place of a value: it counts against the budget like any string."""
+        self.budget -= len(text) + 2
+        return text
 
     def fallback(self, obj: Any) -> str:
         """``repr(obj)`` cut to the length limit, or ``"<unrepresentable Foo>"`` when repr raises."""
@@ -481,15 +539,15 @@ class _Walker:
             return self.text(str.__str__(repr(obj)))
         except Exception:
             logger.debug("repr() of a %s failed", _type_name(type(obj)), exc_info=True)
-            return f"<unrepresentable {_type_name(type(obj))}>"
+            return self.marker(_unrepresentable(obj))
 
     def sequence(self, obj: object, items: Iterable[Any], n: int, depth: int, sort: bool = False) -> Any:
         """A list of the first items of ``obj`` (at most ``n`` of them), with the cut marker."""
         if depth >= self.max_depth:
-            return TOO_DEEP
+            return self.marker(TOO_DEEP)
         oid = id(obj)
         if oid in self.stack:
-            return CYCLE
+            return self.marker(CYCLE)
         self.stack.add(oid)
         try:
             out: list[Any] = []
@@ -513,10 +571,10 @@ class _Walker:
     def mapping(self, obj: object, items: Iterable[tuple[Any, Any]], n: int, depth: int) -> Any:
         """A dict with str keys of the first items of ``obj``, sensitive keys redacted, with the cut marker."""
         if depth >= self.max_depth:
-            return TOO_DEEP
+            return self.marker(TOO_DEEP)
         oid = id(obj)
         if oid in self.stack:
-            return CYCLE
+            return self.marker(CYCLE)
         self.stack.add(oid)
         try:
             out: dict[str, Any] = {}
@@ -543,7 +601,7 @@ class _Walker:
         """Follow representation hooks from ``obj`` (at most ``_MAX_HOPS``), then represent the result."""
         oid = id(obj)
         if oid in self.stack:
-            return CYCLE
+            return self.marker(CYCLE)
         self.stack.add(oid)
         try:
             current = obj
@@ -558,7 +616,7 @@ class _Walker:
                 if next_hook is None:
                     return self.value(current, depth)
                 hook = next_hook
-            return TOO_DEEP
+            return self.marker(TOO_DEEP)
         finally:
             self.stack.discard(oid)
 
@@ -568,7 +626,10 @@ def _represent(value: Any, limits: SerializeLimits, redactor: Redactor) -> Any:
     t = type(value)
     if t is str:
         limit = min(limits.max_length, limits.max_size)
-        return value if len(value) <= limit else f"{value[:limit]}…[+{len(value) - limit} chars]"
+        if len(value) <= limit:
+            return value if value.isascii() else _utf8(value)
+        kept = value[:limit]
+        return f"{kept if kept.isascii() else _utf8(kept)}…[+{len(value) - limit} chars]"
     if t is int:
         return value if -_BIG_INT < value < _BIG_INT else _big_int(value)
     if t is bool or value is None:
@@ -592,6 +653,26 @@ def serialize(value: object) -> Any:
         return _unrepresentable(value)
 
 
+def serialize_decoded(value: object, room: int = 4096) -> Any:
+    """:func:`serialize` of a value decoded from outside (JSON in inbound baggage); never raises.
+
+    NaN and infinities become their marker strings, nesting is cut at ``max_depth``, lone surrogates are
+    made encodable and sensitive keys redacted, but no string or size that fits in ``room`` characters (a
+    W3C baggage entry: 4096 bytes) is cut, so a value that already went through :func:`serialize` on the
+    sending side comes back as it was.
+    """
+    limits, redactor = _policy
+    try:
+        if limits.max_length < room or limits.max_size < room:
+            limits = dataclasses.replace(
+                limits, max_length=max(limits.max_length, room), max_size=max(limits.max_size, room)
+            )
+        return _represent(value, limits, redactor)
+    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+        internal_error(exc, "serialize_decoded")
+        return _unrepresentable(value)
+
+
 def serialize_attributes(attributes: Mapping[str, Any]) -> Any:
     """:func:`serialize` of a span's attributes, faster for the usual case; never raises.
 
@@ -608,12 +689,12 @@ def serialize_attributes(attributes: Mapping[str, Any]) -> Any:
         budget = limits.max_size - 2
         out: dict[str, Any] = {}
         for key, value in attributes.items():
-            if budget < max_length or type(key) is not str or len(key) > max_length:
+            if budget < max_length or type(key) is not str or len(key) > max_length or not key.isascii():
                 return serialize(dict(attributes))
             budget -= len(key) + 2
             t = type(value)
             if t is str:
-                if budget < max_length or len(value) > max_length:
+                if budget < max_length or len(value) > max_length or not value.isascii():
                     return serialize(dict(attributes))
                 budget -= len(value) + 2
             elif t is bool:
@@ -751,7 +832,8 @@ class ParamCapture:
         """The call's parameters, JSON-native, keyed by name in signature order; never raises.
 
         Defaults are applied; extra positional arguments are a list under the ``*args`` name; extra
-        keyword arguments follow, each under its own key (``"**key"`` if the key is already taken).
+        keyword arguments follow, each under its own key (``"**key"`` if the key is already taken), at
+        most ``max_items`` of them within one ``max_size`` budget (then ``"…": "+N items"``).
         A call that does not bind is captured as far as it goes: positional arguments by name in
         order, keywords by key.
         """
@@ -787,7 +869,8 @@ class ParamCapture:
             if name in sensitive:
                 out[name] = REDACTED
             elif t is str:
-                out[name] = value if len(value) <= max_length else _represent(value, limits, redactor)
+                short = len(value) <= max_length and value.isascii()
+                out[name] = value if short else _represent(value, limits, redactor)
             elif t is int or t is bool or value is None:
                 out[name] = value if t is not int or -_BIG_INT < value < _BIG_INT else _big_int(value)
             else:
@@ -795,9 +878,27 @@ class ParamCapture:
         if not kwargs or not self._extras:
             return out
         keyword, include, exclude = self._keyword, self._extra_include, self._extra_exclude
+        # The extra keyword arguments are as many as the caller passes (``f(**request.args)``): like one
+        # dict, they share one size budget and at most max_items of them are kept.
+        walker: _Walker | None = None
+        kept = cut = 0
         for key, value in kwargs.items():
             if key in keyword or (include is not None and key not in include) or key in exclude:
                 continue
-            slot = f"**{key}" if key in out else key
-            out[slot] = REDACTED if redactor.is_sensitive(key) else _represent(value, limits, redactor)
+            if walker is None:
+                walker = _Walker(limits, redactor)
+            if kept >= limits.max_items or walker.budget <= 0:
+                cut += 1
+                continue
+            kept += 1
+            secret = redactor.is_sensitive(key[: limits.max_length])
+            slot = key if len(key) <= max_length and key.isascii() else _represent(key, limits, redactor)
+            if slot in out:
+                slot = f"**{slot}"
+                if slot in out:
+                    slot = next(f"{slot}#{i}" for i in itertools.count(2) if f"{slot}#{i}" not in out)
+            walker.budget -= len(slot) + 4
+            out[slot] = walker.marker(REDACTED) if secret else walker.value(value, 0)
+        if cut:
+            out[CUT_KEY] = f"+{cut} items"
         return out

@@ -285,7 +285,7 @@ class SqlTables:
         names += [f"ix_{logs_name}_service_start", f"ix_{calls_name}_function", f"ix_{calls_name}_tracker"]
         names += [f"ix_{logs_name}_{column}" for column in self.columns.values()]
         for name in names:
-            validate_identifier(name, "table or index name (prefix and column names too long?)")
+            validate_identifier(name, "table or index name (table prefix and column names too long?)")
         self.schema = Table(
             schema_name,
             self.metadata,

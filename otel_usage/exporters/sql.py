@@ -189,11 +189,15 @@ class SqlUsageExporter(LogRecordExporter):
             mapping = parse_columns(columns_spec, ev.OTEL_USAGE_SQL_COLUMNS)
         else:
             mapping = parse_columns(columns)
-        if table_prefix is None:
-            prefix = env_str(ev.OTEL_USAGE_SQL_TABLE_PREFIX, DEFAULT_TABLE_PREFIX)
-            validate_identifier(prefix, f"table prefix ({ev.OTEL_USAGE_SQL_TABLE_PREFIX})")
-        else:
-            prefix = table_prefix
+        source = "table_prefix" if table_prefix is not None else ev.OTEL_USAGE_SQL_TABLE_PREFIX
+        prefix = table_prefix if table_prefix is not None else env_str(source, DEFAULT_TABLE_PREFIX)
+        if prefix or table_prefix is None:
+            validate_identifier(prefix, f"table prefix ({source})")
+        if self._url.get_backend_name() == "sqlite" and str(prefix).lower().startswith("sqlite_"):
+            raise ValueError(
+                f"invalid table prefix ({source}) {prefix!r}: SQLite reserves table names starting with 'sqlite_' "
+                "(any other SQL identifier is allowed)"
+            )
         if busy_timeout_millis is None:
             busy_timeout_millis = env_int(ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS, DEFAULT_BUSY_TIMEOUT_MILLIS, 0)
         elif not _is_int_at_least(busy_timeout_millis, 0):

@@ -10,6 +10,7 @@ query arguments and view arguments whose names look sensitive are redacted like 
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import logging
@@ -51,13 +52,14 @@ def _text(value: Any) -> str | None:
         return None
     if type(value) is str:
         limits = _params.get_policy()[0]
-        if len(value) <= limits.max_length and len(value) <= limits.max_size:
+        if len(value) <= limits.max_length and len(value) <= limits.max_size and value.isascii():
             return value
     cut: str = _params.serialize(str(value))
     return cut
 
 
 _PLAIN = (str, int, float, bool, type(None))
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 def _arguments(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,13 +213,22 @@ def flask_login_user() -> str | None:
     return None if name is None else str(name)
 
 
-def _basic_user(request: Request, header: str) -> str | None:
-    if header[:6].lower() != "basic ":
+def _basic_user(header: str) -> str | None:
+    """The user name of an HTTP Basic ``Authorization`` header; None when there is none or it is malformed.
+
+    Decoded here, not by Werkzeug's ``request.authorization``, which raises on non-ASCII credentials.
+    """
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
         return None
-    auth = request.authorization
-    if auth is None or auth.type != "basic":
+    credentials = credentials.strip(" \t")
+    if not credentials.isascii():
         return None
-    return auth.username or None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+        return None
+    return decoded.partition(":")[0] or None
 
 
 # --- the request field ---------------------------------------------------------------------------------
@@ -286,9 +297,9 @@ def request_fields(request: Request, status: int, trusted_proxies: int, username
         query = redacted_query(request)
         url_args = _params.serialize({key: args.getlist(key) for key in args})
     if username is None and authorization:
-        username = _basic_user(request, authorization)
+        username = _basic_user(authorization)
     return {
-        "method": request.method,
+        "method": request.method if request.method in _METHODS else _text(request.method),
         "url": _text(_url(request, environ, query)),
         "path": _text(request.path),
         "route": rule.rule if rule is not None else None,
