@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from otel_usage import _errors
+from collections.abc import Iterator
+
+import pytest
+
+from otel_usage import _config, _errors
 
 _errors.RAISE = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_configuration_warnings() -> Iterator[None]:
+    """A bad variable is reported once per process: each test starts as a new process would."""
+    _config._warned.clear()
+    yield
