@@ -236,8 +236,21 @@ def _start(spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
         entry.params = capture.capture(args, kwargs)
         if capture.is_method and args:
             first = args[0]
-            entry.class_name = first.__name__ if isinstance(first, type) else type(first).__name__
+            entry.class_name = _class_name(first)
     return span, context.attach(trace.set_span_in_context(span))
+
+
+_TYPE_NAME = type.__dict__["__name__"]
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+
+
+def _class_name(first: Any) -> str:
+    """The name of ``first`` if it is a class, else of its class; never raises.
+
+    Read from the type itself, so that a metaclass (or ``__class__``) property that raises is not asked.
+    """
+    cls = first if issubclass(type(first), type) else type(first)
+    return str(_TYPE_NAME.__get__(cls, type))
 
 
 def _fail(span: Any, exc: BaseException) -> None:
@@ -245,10 +258,18 @@ def _fail(span: Any, exc: BaseException) -> None:
     try:
         entry = getattr(span, ENTRY_ATTR, None)
         message = _safe_str(exc)
+        kind = str(_TYPE_QUALNAME.__get__(type(exc), type))
         if isinstance(entry, Entry):
-            entry.error = {"type": type(exc).__qualname__, "message": message}
-        span.record_exception(exc, escaped=True)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {message}"))
+            entry.error = {"type": kind, "message": message}
+        try:
+            str(exc)
+        except Exception:  # noqa: BLE001 - the SDK's record_exception would raise on it: the same event, safely
+            span.add_event(
+                "exception", {"exception.type": kind, "exception.message": message, "exception.escaped": "True"}
+            )
+        else:
+            span.record_exception(exc, escaped=True)
+        span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
     except Exception as err:  # noqa: BLE001
         internal_error(err, "probe exception")
 
@@ -342,7 +363,7 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
                     entry.params = capture(args, kwargs)
                     if is_method and args:
                         first = args[0]
-                        entry.class_name = first.__name__ if isinstance(first, type) else type(first).__name__
+                        entry.class_name = _class_name(first)
                 token = attach(in_context(span))
         except Exception as err:  # noqa: BLE001
             _abandon(span)

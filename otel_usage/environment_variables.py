@@ -88,7 +88,8 @@ OTEL_USAGE_BAGGAGE_ALLOW = "OTEL_USAGE_BAGGAGE_ALLOW"
 .. envvar:: OTEL_USAGE_BAGGAGE_ALLOW
 
 Comma-separated baggage keys that, arriving from another process, become info. Inbound baggage is
-untrusted: nothing else from it is kept. Default: empty.
+untrusted: nothing else from it is kept. Reserved keys of the usage log (``data``, ``trace_id``,
+``status``, ``schema``, ...) are refused (left out, with a warning). Default: empty.
 """
 
 OTEL_USAGE_REDACT = "OTEL_USAGE_REDACT"

@@ -673,3 +673,44 @@ def test_info_with_lone_surrogates_travels_in_baggage() -> None:
     assert (log["short"], log["long"]) == ("a\\udcff", "b\\udcff" * 400)
     sent = W3CBaggagePropagator().extract(carrier)
     assert baggage.get_baggage("short", sent) == "a\\udcff"
+
+
+# --- classes and exceptions that refuse to be named ------------------------------------------------------
+
+
+class _RaisingNameMeta(type):
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        raise RuntimeError("no name for you")
+
+
+class _Nameless(metaclass=_RaisingNameMeta):
+    @traced_usage
+    def method(self, x: int) -> int:
+        return x + 1
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print")
+
+
+def test_a_class_whose_metaclass_refuses_its_name_is_recorded_by_its_real_name() -> None:
+    with capture_usage() as usage:
+        assert _Nameless().method(1) == 2
+    assert [log["data"][0]["class_name"] for log in usage] == ["_Nameless"]
+
+
+def test_an_exception_whose_str_raises_reaches_the_caller_unchanged() -> None:
+    error = _UnprintableError()
+
+    @traced_usage
+    def fail() -> None:
+        raise error
+
+    with capture_usage() as usage, pytest.raises(_UnprintableError) as raised:
+        fail()
+    assert raised.value is error
+    (log,) = usage
+    assert log["status"] == "error"
+    assert log["data"][0]["error"] == {"type": "_UnprintableError", "message": "<unprintable _UnprintableError>"}
