@@ -98,7 +98,7 @@ class UsageStore(abc.ABC):
 
     @abc.abstractmethod
     def iter_usage(self, start: Any = None, end: Any = None, **filters: Any) -> Iterator[UsageLog]:
-        """Every matching usage log, oldest first, streamed."""
+        """Every matching usage log, streamed: oldest first from SQL, in the order written from a file."""
 
     @abc.abstractmethod
     def count(self, start: Any = None, end: Any = None, **filters: Any) -> int:
