@@ -460,6 +460,7 @@ def tail(reading: _Reading, lines: int, filters: tuple[str, ...], poll: float, n
     if lines:
         last = reading.run(lambda: reading.store.get_usage(limit=lines, **wanted))
         _print_lines(iter(reversed(last)), as_json)
+    sys.stdout.flush()
     if no_follow:
         return EXIT_OK
     for log in reading.store.follow(poll_seconds=poll, **wanted):

@@ -236,8 +236,15 @@ class JsonlStore(UsageStore):
                                 found = True
                                 yield decoded[0]
                     elif self._rotated(handle):
-                        handle.close()  # everything of the old file is read: on to the new one
+                        # everything of the old file is read: on to the files rotated after it, then the new one
+                        newer = self._newer_than(handle)
+                        handle.close()
                         handle, pending = self._open_current(), b""
+                        for name in newer:
+                            for log in self._whole(name):
+                                if query.matches(log):
+                                    found = True
+                                    yield log
                         continue
                 if not found:
                     yield None
@@ -253,6 +260,30 @@ class JsonlStore(UsageStore):
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+
+    def _newer_than(self, handle: Any) -> list[str]:
+        """The rotated files written after the one ``handle`` reads (oldest first), the current file excluded."""
+        own = os.fstat(handle.fileno())
+        rotated = [name for name in self.files() if name != self.path]
+        for i, name in enumerate(rotated):
+            try:
+                st = os.stat(name)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+                return rotated[i + 1 :]
+        return []
+
+    def _whole(self, name: str) -> Iterator[UsageLog]:
+        try:
+            with open(name, "rb") as handle:
+                for number, line in enumerate(handle, 1):
+                    if line.strip():
+                        decoded = self._decode(line, f"{name}:{number}")
+                        if decoded is not None:
+                            yield decoded[0]
+        except FileNotFoundError:
+            return
 
     def _rotated(self, handle: Any) -> bool:
         try:

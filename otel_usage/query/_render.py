@@ -94,6 +94,12 @@ def _bar(start: float, end: float, total: float, width: int, char: str) -> str:
     return " " * left + char * (right - left) + " " * (width - right)
 
 
+def _fit(indent: str, name: str, width: int) -> str:
+    """``indent + name`` in ``width`` characters: a long name keeps its end (the function's own name)."""
+    room = max(4, width - len(indent))
+    return indent + (name if len(name) <= room else "…" + name[-(room - 1) :])
+
+
 def timeline(log: Mapping[str, Any], width: int = 100, color: bool = True) -> list[str]:
     """The log as lines of text: header, info, then calls and timers as bars on one time axis, log lines
     and events at their offsets (log-defer-viz's view)."""
@@ -135,13 +141,13 @@ def timeline(log: Mapping[str, Any], width: int = 100, color: bool = True) -> li
     lines.append(paint("calls and timers", "bold"))
     lines.append(esc(axis))
     for depth, function, start, duration, failed in calls:
-        label = ("  " * depth + function)[:label_width]
+        label = _fit("  " * min(depth, 8), function, label_width)
         bar = _bar(start, start + (duration or 0.0), total, bar_width, "=")
         row = f"{label:<{label_width}} |{bar}| {_ms(duration)} ms"
         lines.append(paint(row + " (exception)", "red") if failed else esc(row))
     for timer in timers:
         name, t_start, t_end = str(timer[0]), float(timer[1] or 0), float(timer[2] or 0)
-        label = f"timer {name}"[:label_width]
+        label = _fit("", f"timer {name}", label_width)
         row = f"{label:<{label_width}} |{_bar(t_start, t_end, total, bar_width, '#')}| {_ms(t_end - t_start)} ms"
         lines.append(paint(row, "cyan"))
     entries: list[tuple[float, str]] = []

@@ -158,3 +158,35 @@ def postgres_store(reading_postgres: PostgresServer, logs: list[dict[str, Any]])
 def store_url(request: pytest.FixtureRequest) -> str:
     """Each kind of store, holding the same logs."""
     return str(request.getfixturevalue(f"{request.param}_store"))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A real demo run (the notes app on a local server under simulated users): its output dir and stdout."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otel_usage",
+            "demo",
+            "--seconds",
+            "2",
+            "--users",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=out.parent,
+        env={**__import__("os").environ, "COLUMNS": "250"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc.stdout
