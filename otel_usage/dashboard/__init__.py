@@ -140,6 +140,10 @@ def create_dashboard(
         try:
             since, start, per = _window()
             traffic = opened.stats(per=per, start=start, tz=tz)
+            if since == "all" and "per" not in request.args and len(traffic.rows) <= 3:
+                hourly = opened.stats(per="hour", start=start, tz=tz)  # a short history: hours say more
+                if len(hourly.rows) <= 72:
+                    traffic, per = hourly, "hour"
             total = opened.stats(start=start, tz=tz).rows
             tops = {key: [_row(r) for r in opened.stats(by=f, start=start, top=10).rows] for key, f in _TOPS.items()}
             errors = sorted(
