@@ -151,3 +151,16 @@ def test_bad_pages_and_filters(sqlite_store: str) -> None:
             store.get_usage(**{"info.bad key": 1})
         with pytest.raises(QueryError, match="empty list"):
             store.get_usage(endpoint=[])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sql_connections_are_read_only(kind: str, request: pytest.FixtureRequest) -> None:
+    """The store's own connections refuse writes (SQLite opened mode=ro, PostgreSQL READ ONLY)."""
+    from sqlalchemy import exc, text
+
+    store = SqlStore(request.getfixturevalue(f"{kind}_store"))
+    try:
+        with store._engine.connect() as conn, pytest.raises(exc.DBAPIError, match=r"(?i)read.only|readonly"):
+            conn.execute(text("CREATE TABLE intruder (x integer)"))
+    finally:
+        store.close()
