@@ -400,3 +400,36 @@ def _read_all(sql: Any) -> list[dict[str, Any]]:
         if len(batch) < 1000:
             return logs
         page += 1
+
+
+def next_commands(result: DemoResult) -> list[str]:
+    """The reading commands to run next on what the demo wrote (each works on its output as printed)."""
+    import shlex
+
+    database = shlex.quote(f"sqlite:///{result.database}")
+    jsonl = shlex.quote(str(result.jsonl))
+    trace = _slowest_trace(result.database)
+    commands = [
+        f"otel-usage stats --store {database} --by endpoint",
+        f"otel-usage stats --store {database} --per hour --by user --tz UTC",
+        f"otel-usage stats --store {jsonl} --by browser --by os",
+    ]
+    if trace:
+        commands.append(f"otel-usage show {trace} --store {database}")
+    commands.append(f"otel-usage dashboard --store {database}")
+    return commands
+
+
+def _slowest_trace(database: Path) -> str | None:
+    """The trace id of the slowest stored request (the most interesting one to ``show``)."""
+    from otel_usage.query import QueryError, StoreError, open_store
+
+    try:
+        with open_store(f"sqlite:///{database}") as store:
+            logs = store.get_usage(limit=1000)
+    except (QueryError, StoreError):
+        return None
+    timed = [log for log in logs if isinstance(log.get("duration"), (int, float)) and log.get("data")]
+    if not timed:
+        return None
+    return str(max(timed, key=lambda log: (len(log["data"]) > 1, log["duration"]))["trace_id"])

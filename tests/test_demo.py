@@ -174,6 +174,16 @@ def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
     for part in ("__init__.py", "__main__.py", "db.py", "services.py", "views.py", "static/notes.css"):
         assert f"otel_usage/_examples/notes_app/{part}" in names
     assert not [name for name in names if name.startswith(("notes_app/", "examples/", "tests/"))]
+    dashboard_files = (
+        "static/chart.umd.min.js",
+        "static/chart.js-LICENSE.md",
+        "static/dashboard.js",
+        "templates/otel_usage_dashboard/index.html",
+        "templates/otel_usage_dashboard/trace.html",
+    )
+    for part in dashboard_files:
+        assert f"otel_usage/dashboard/{part}" in names
+    assert "otel_usage/query/__init__.py" in names
 
     target = tmp_path / "site"
     install = run(*pip, "install", "--no-deps", "--target", str(target), str(wheel))
@@ -198,3 +208,7 @@ def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
         exporter.shutdown()
     functions = {record["function"] for log in logs for record in log["data"]}
     assert any(function.startswith("notes_app.services.") for function in functions), functions
+    # the reading commands the demo points at run from the wheel too
+    stats = run(sys.executable, "-S", "-m", "otel_usage", "stats", "--store", str(out / "usage.db"), "--json", env=env)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["total"]["hits"] == len(logs)
