@@ -46,6 +46,10 @@ logger = logging.getLogger("otel_usage")
 
 _PROCESSOR_TAG = "_otel_usage_span_processor"
 
+#: Set on the global tracer provider that ``capture_usage()`` installs when there was none: a later
+#: :func:`configure` gives it the resource and sampler it would have given a provider of its own.
+CAPTURE_INSTALLED_TAG = "_otel_usage_installed_for_capture"
+
 #: Default of ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``.
 DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
 
@@ -371,6 +375,10 @@ def _tracer_provider(
         return explicit, False
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
+        if getattr(current, CAPTURE_INSTALLED_TAG, False):  # installed by capture_usage(): made what we would
+            setattr(current, CAPTURE_INSTALLED_TAG, False)
+            current._update_resource(resource)
+            current.sampler = _resolve_sampler(sampler, core)
         return current, False
     created = TracerProvider(sampler=_resolve_sampler(sampler, core), resource=resource)
     if isinstance(current, trace.ProxyTracerProvider):

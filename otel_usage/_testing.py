@@ -114,7 +114,9 @@ def _global_sdk_provider(sampler: Sampler) -> TracerProvider | None:
     if not isinstance(current, TracerProvider):
         if not isinstance(current, trace.ProxyTracerProvider):
             return None  # another API implementation: nothing to relay from
-        trace.set_tracer_provider(TracerProvider(sampler=sampler, shutdown_on_exit=False))
+        installed = TracerProvider(sampler=sampler, shutdown_on_exit=False)
+        setattr(installed, _pipeline.CAPTURE_INSTALLED_TAG, True)
+        trace.set_tracer_provider(installed)
         current = trace.get_tracer_provider()
         if not isinstance(current, TracerProvider):  # pragma: no cover - set by another thread meanwhile
             return None

@@ -130,3 +130,26 @@ print(json.dumps({
 def test_the_fixture_yields_a_capture(usage_capture: CapturedUsage) -> None:
     double(21)
     assert [log["data"][0]["params"] for log in usage_capture] == [{"n": 21}]
+
+
+def test_configure_after_a_capture_gets_the_provider_it_would_have_built(tmp_path: Path) -> None:
+    """A capture with no SDK provider installs one (to relay global-provider spans); a later configure()
+    still gives it its service name and sampler, as if it had built it."""
+    code = """
+import json, os, otel_usage
+from otel_usage.testing import capture_usage
+
+@otel_usage.traced_usage
+def work(n):
+    return n
+
+with capture_usage() as usage:
+    work(1)
+otel_usage.configure(exporters=["file"], service_name="shop", level="INFO")
+work(2)
+otel_usage.shutdown()
+print(json.dumps([[log["service"], log["data"][0]["params"]["n"]] for log in map(json.loads, open(os.environ["OTEL_USAGE_FILE_PATH"]))]))
+"""
+    proc = run(code, env={"OTEL_USAGE_FILE_PATH": str(tmp_path / "u.jsonl")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == '[["shop", 2]]'
