@@ -8,8 +8,13 @@ root is queued; a worker thread assembles the log (:mod:`otel_usage._log`) and e
 
 Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``otel_usage.stats()``:
 
-- ``max_pending_logs``: a new local root beyond it is not recorded (``pending_logs_full``), nor are its
-  descendants.
+- ``max_pending_logs``: units of work in progress (open, or ended and waiting for children); a new
+  local root beyond it is not recorded (``pending_logs_full``), nor are its descendants.
+- ``max_queued_spans``: spans of finished units of work waiting for the assembler. Above a quarter of
+  it, a thread that ends a local root sleeps 1 ms (``time.sleep``: no I/O, no lock), which hands the
+  interpreter to the assembler, so a burst is slowed to the pipeline's pace instead of losing logs
+  (``stats()["backpressure_pauses"]`` counts these pauses); at the limit a new local root is not recorded
+  (``assembly_backlog``).
 - ``max_records_per_log``: further spans of that root are left out (``records_per_log``) and the log
   says how many in ``truncated``.
 - ``grace_millis``: children that outlive their root (asyncio tasks, pool workers) are waited for this
@@ -35,6 +40,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -42,18 +48,25 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from otel_usage import _stats
-from otel_usage._config import CoreSettings
+from otel_usage._config import CoreSettings, durability
 from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 
-__all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
+__all__ = ["ON_WORKER", "SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
 OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
 WAKE_AT = 512
+#: Pause of a thread ending a local root while the assembly backlog is above a quarter of its limit.
+BACKPRESSURE_PAUSE_SECONDS = 0.001
+#: Longest wait between a unit of work ending and its assembly in durable mode (OTEL_USAGE_DURABILITY=disk).
+DURABLE_DELAY_SECONDS = 0.05
+
+#: True on the pipeline's own threads (the assembler, a flush): code there may write to disk.
+ON_WORKER: ContextVar[bool] = ContextVar("otel_usage_on_worker", default=False)
 
 
 class _Skip:
@@ -70,6 +83,7 @@ class _Skip:
 
 SKIP = _Skip("hidden")
 _SKIP_DROPPED_ROOT = _Skip("pending_logs_full")
+_SKIP_BACKLOG = _Skip("assembly_backlog")
 _SKIP_TRUNCATED = _Skip("records_per_log")
 _SKIP_LATE = _Skip("late_span")
 _SKIP_DISCARDED = _Skip("discarded")
@@ -226,6 +240,8 @@ class UsageSpanProcessor(SpanProcessor):
         self._roots: dict[int, Root] = {}
         self._waiting: dict[int, Root] = {}
         self._ready: collections.deque[Root] = collections.deque()
+        self._backlog = 0  # spans of roots queued or being emitted
+        self._durable = durability() == "disk"
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
         self._busy = False
@@ -259,6 +275,7 @@ class UsageSpanProcessor(SpanProcessor):
         return {
             "spans_buffered": len(self._live),
             "logs_pending": len(self._roots) + len(self._ready),
+            "spans_queued": self._backlog,
         }
 
     # --- hot path -------------------------------------------------------------------------
@@ -331,14 +348,19 @@ class UsageSpanProcessor(SpanProcessor):
             if inbound:
                 kept = {key: decode_info_value(str(inbound[key])) for key in allow if key in inbound}
                 root.inbound_info = kept or None
+        settings = self._settings
         with self._lock:
-            full = len(self._roots) + len(self._ready) >= self._settings.max_pending_logs
-            if not full:
+            if len(self._roots) >= settings.max_pending_logs:
+                skip: _Skip | None = _SKIP_DROPPED_ROOT
+            elif self._backlog >= settings.max_queued_spans:
+                skip = _SKIP_BACKLOG
+            else:
+                skip = None
                 self._roots[span_id] = root
                 self._live[span_id] = root
-        if full:
-            setattr(span, ENTRY_ATTR, _SKIP_DROPPED_ROOT)
-            _stats.count_drop(_SKIP_DROPPED_ROOT.reason)
+        if skip is not None:
+            setattr(span, ENTRY_ATTR, skip)
+            _stats.count_drop(skip.reason)
             return
         setattr(span, ENTRY_ATTR, root)
         if self._worker is None:
@@ -398,6 +420,7 @@ class UsageSpanProcessor(SpanProcessor):
                     root.state = QUEUED
                     del self._roots[root.span_id]
                     self._ready.append(root)
+                    self._backlog += len(root.entries)
         if late:
             _stats.count_drop(_SKIP_LATE.reason)
         elif ready:
@@ -405,6 +428,10 @@ class UsageSpanProcessor(SpanProcessor):
                 self._ensure_worker()
             if len(self._ready) >= WAKE_AT:
                 self._wake.set()
+            if self._backlog * 4 >= self._settings.max_queued_spans and not ON_WORKER.get():
+                self._wake.set()
+                _stats.count("backpressure_pauses")
+                time.sleep(BACKPRESSURE_PAUSE_SECONDS)
 
     def discard(self, entry: Entry) -> bool:
         """Drop the usage log that ``entry`` belongs to, if it is still open; never raises.
@@ -448,12 +475,15 @@ class UsageSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         HIDDEN.set(True)  # probes called by usage processors or exporters never produce usage logs
+        ON_WORKER.set(True)
         token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             while not self._stopped:
-                self._wake.wait(self._settings.schedule_delay_millis / 1000.0)
+                delay = self._settings.schedule_delay_millis / 1000.0
+                self._wake.wait(min(delay, DURABLE_DELAY_SECONDS) if self._durable else delay)
                 self._wake.clear()
                 self._drain(final=False)
+                _stats.flush_warnings()
         finally:
             context.detach(token)
 
@@ -463,6 +493,7 @@ class UsageSpanProcessor(SpanProcessor):
         settings = self._settings
         with self._lock:
             batch = list(self._ready)
+            ready = len(batch)
             self._ready.clear()
             grace = settings.grace_millis / 1000.0
             for key, root in list(self._waiting.items()):
@@ -479,6 +510,8 @@ class UsageSpanProcessor(SpanProcessor):
                         del self._roots[key]
                         root.state = QUEUED
                         batch.append(root)
+            for root in batch[ready:]:
+                self._backlog += len(root.entries)
             if batch:
                 self._busy = True
         return batch
@@ -490,6 +523,7 @@ class UsageSpanProcessor(SpanProcessor):
         # Assembly may run usage processors and exporters, also on a flushing caller's thread: nothing
         # they call is recorded (a probe there would feed logs back into the pipeline).
         hidden = HIDDEN.set(True)
+        worker = ON_WORKER.set(True)
         suppressed = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             for root in batch:
@@ -505,9 +539,11 @@ class UsageSpanProcessor(SpanProcessor):
                 finally:
                     with self._lock:
                         root.state = EMITTED
+                        self._backlog = max(0, self._backlog - len(root.entries))
                         root.entries = []
         finally:
             context.detach(suppressed)
+            ON_WORKER.reset(worker)
             HIDDEN.reset(hidden)
             with self._idle:
                 self._busy = False
@@ -522,6 +558,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._roots = {}
         self._waiting = {}
         self._ready = collections.deque()
+        self._backlog = 0
         self._worker = None
         self._busy = False
         self._pid = os.getpid()

@@ -259,8 +259,11 @@ class Spool:
             size, inode = self._stat()
             return size - self._read_offset(fd, size, inode)
 
-    def append(self, lines: Sequence[str]) -> int:
+    def append(self, lines: Sequence[str], fsync: bool = True) -> int:
         """Append entries (one line each, no newline); returns how many fit under ``max_bytes``.
+
+        With ``fsync`` the lines are on the disk when it returns; without, in the operating system's
+        cache (they survive the process being killed, not a power loss).
 
         Raises:
             OSError: the spool cannot be written (nothing of this call was kept).
@@ -286,7 +289,8 @@ class Spool:
                 before = os.fstat(fd).st_size
                 try:
                     write_all(fd, b"".join(parts))
-                    os.fsync(fd)
+                    if fsync:
+                        os.fsync(fd)
                 except OSError:
                     os.ftruncate(fd, before)
                     raise
@@ -369,10 +373,22 @@ class Drainer:
 
 
 def spool_files(path: str | os.PathLike[str]) -> list[str]:
-    """The spool files at ``path``: the file itself, or every ``*.jsonl`` in a directory (sorted)."""
+    """The spool files at ``path``: the file itself, or every ``*.jsonl`` in a directory and in its
+    subdirectories one level down (the spool root holds one subdirectory per sink), sorted."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        return sorted(
-            os.path.join(path, n) for n in os.listdir(path) if n.endswith(SPOOL_SUFFIX) and not n.startswith(".")
-        )
-    return [path]
+    if not os.path.isdir(path):
+        return [path]
+    found: list[str] = []
+    for entry in sorted(os.listdir(path)):
+        if entry.startswith("."):
+            continue
+        full = os.path.join(path, entry)
+        if entry.endswith(SPOOL_SUFFIX) and os.path.isfile(full):
+            found.append(full)
+        elif os.path.isdir(full):
+            found.extend(
+                os.path.join(full, n)
+                for n in sorted(os.listdir(full))
+                if n.endswith(SPOOL_SUFFIX) and not n.startswith(".") and os.path.isfile(os.path.join(full, n))
+            )
+    return found
