@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
 WAKE_AT = 512
+#: Most ids kept of spans emitted unfinished, to count their end as ``late_span`` (the oldest are forgotten).
+MAX_UNFINISHED_IDS = 4096
 #: Pause of a thread ending a local root while the assembly backlog is above a quarter of its limit.
 BACKPRESSURE_PAUSE_SECONDS = 0.001
 #: Longest wait between a unit of work ending and its assembly in durable mode (OTEL_USAGE_DURABILITY=disk).
@@ -237,6 +239,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._settings = settings if settings is not None else CoreSettings.from_env()
         self._lock = threading.Lock()
         self._live: dict[int, Entry] = {}
+        self._unfinished: dict[int, bool] = {}  # ids of spans emitted unfinished (their end is late), bounded
         self._roots: dict[int, Root] = {}
         self._waiting: dict[int, Root] = {}
         self._ready: collections.deque[Root] = collections.deque()
@@ -378,6 +381,8 @@ class UsageSpanProcessor(SpanProcessor):
             return
         entry = self._live.pop(span_context.span_id, None)
         if entry is None:
+            if self._unfinished and self._unfinished.pop(span_context.span_id, False):
+                _stats.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
             return
         entry.end_ns = span.end_time or 0
         if span.status.status_code is _ERROR:
@@ -540,6 +545,12 @@ class UsageSpanProcessor(SpanProcessor):
                     with self._lock:
                         root.state = EMITTED
                         self._backlog = max(0, self._backlog - len(root.entries))
+                        if root.pending or unfinished:  # spans that never end must not stay buffered
+                            for item in root.entries:
+                                if self._live.pop(item.span_id, None) is not None:
+                                    self._unfinished[item.span_id] = True
+                            while len(self._unfinished) > MAX_UNFINISHED_IDS:
+                                del self._unfinished[next(iter(self._unfinished))]
                         root.entries = []
         finally:
             context.detach(suppressed)
@@ -555,6 +566,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._idle = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._live = {}
+        self._unfinished = {}
         self._roots = {}
         self._waiting = {}
         self._ready = collections.deque()
