@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -247,7 +248,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._durable = durability() == "disk"
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
-        self._busy = False
+        self._busy = 0
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopped = False
@@ -263,6 +264,7 @@ class UsageSpanProcessor(SpanProcessor):
                 obj._reset_after_fork()
 
         os.register_at_fork(after_in_child=after_fork)
+        multiprocessing.util.register_after_fork(self, _flush_at_multiprocessing_exit)
 
     # --- settings --------------------------------------------------------------------------
 
@@ -518,7 +520,7 @@ class UsageSpanProcessor(SpanProcessor):
             for root in batch[ready:]:
                 self._backlog += len(root.entries)
             if batch:
-                self._busy = True
+                self._busy += 1  # drains in progress: the worker's and a flushing caller's may overlap
         return batch
 
     def _drain(self, final: bool) -> int:
@@ -556,8 +558,9 @@ class UsageSpanProcessor(SpanProcessor):
             context.detach(suppressed)
             ON_WORKER.reset(worker)
             HIDDEN.reset(hidden)
+            with self._lock:
+                self._busy -= 1
             with self._idle:
-                self._busy = False
                 self._idle.notify_all()
         return len(batch)
 
@@ -572,7 +575,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._ready = collections.deque()
         self._backlog = 0
         self._worker = None
-        self._busy = False
+        self._busy = 0
         self._pid = os.getpid()
 
     # --- control --------------------------------------------------------------------------
@@ -600,7 +603,7 @@ class UsageSpanProcessor(SpanProcessor):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
-                    self._idle.wait(remaining)
+                    self._idle.wait(min(remaining, 0.01))
             return True
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.force_flush")
@@ -621,6 +624,34 @@ class UsageSpanProcessor(SpanProcessor):
             self._live.clear()
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.shutdown")
+
+
+_exit_hook_pid = 0
+
+
+def _flush_at_multiprocessing_exit(_: object) -> None:
+    """In a ``multiprocessing`` child, run the pipeline's exit flush when the child ends.
+
+    Such a child ends with ``os._exit`` after its target returns: ``atexit`` handlers never run there, only
+    ``multiprocessing.util`` finalizers (registered after the fork: the child clears the parent's), so one
+    is registered, once per process, that runs the same exit flush as ``atexit`` in a normal process.
+    """
+    global _exit_hook_pid
+    if _exit_hook_pid == os.getpid():
+        return
+    _exit_hook_pid = os.getpid()
+    multiprocessing.util.Finalize(None, _run_exit_flush, exitpriority=100)
+
+
+def _run_exit_flush() -> None:
+    try:
+        from otel_usage import _pipeline
+
+        exit_flush = getattr(_pipeline, "_at_exit", None)
+        if exit_flush is not None:
+            exit_flush()
+    except Exception as exc:  # noqa: BLE001
+        internal_error(exc, "exit flush in a multiprocessing child")
 
 
 def _service_name(span: ReadableSpan) -> str | None:
