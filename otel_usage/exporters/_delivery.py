@@ -474,55 +474,60 @@ class UsageBatchProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a usage log for the worker (O(1); never blocks, never raises); ignore other records."""
-        with handle_internal_errors("UsageBatchProcessor.on_emit"):
-            if not is_usage_log_record(log_record):
-                return
-            if self._pid != os.getpid():
-                self._init_threading()
-            if self._shutdown:
-                _stats.count_drop(f"after_shutdown:{self.name}")
-                return
-            record = _readable(log_record)
-            size = _log_bytes(record.log_record.body)
-            queued = overflow = False
-            spill: list[ReadableLogRecord] = []
-            with self._cond:
-                if len(self._queue) < self._max_queue_size and (
-                    self._queue_bytes + size <= self._max_queue_bytes or not self._queue
-                ):
-                    self._queue.append(record)
-                    self._queue_bytes += size
-                    queued = True
-                elif self._spool is not None:
-                    on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
-                    room = len(self._overflow) < (self._batch_size if on_worker else self._max_queue_size) and (
-                        self._overflow_bytes + size <= self._max_queue_bytes or not self._overflow
-                    )
-                    if not room and on_worker:
-                        spill = list(self._overflow)
-                        self._overflow.clear()
-                        self._overflow_bytes = 0
-                        room = True
-                    if room:
-                        self._overflow.append(record)
-                        self._overflow_bytes += size
-                        overflow = True
-                if queued or overflow:
-                    self._accepted += 1
-                full_batch = len(self._queue) >= self._batch_size
-            if spill:
-                self._lose(spill, "queue full")
-            if not (queued or overflow):
-                _stats.count_drop(
-                    f"queue_full:{self.name}",
-                    detail=f"max_queue_size={self._max_queue_size}, max_queue_bytes={self._max_queue_bytes}"
-                    + ("" if self._spool is not None else ", no spool"),
+        try:
+            self._on_emit(log_record)
+        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+            internal_error(exc, "UsageBatchProcessor.on_emit")
+
+    def _on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        if not is_usage_log_record(log_record):
+            return
+        if self._pid != os.getpid():
+            self._init_threading()
+        if self._shutdown:
+            _stats.count_drop(f"after_shutdown:{self.name}")
+            return
+        record = _readable(log_record)
+        size = _log_bytes(record.log_record.body)
+        queued = overflow = False
+        spill: list[ReadableLogRecord] = []
+        with self._cond:
+            if len(self._queue) < self._max_queue_size and (
+                self._queue_bytes + size <= self._max_queue_bytes or not self._queue
+            ):
+                self._queue.append(record)
+                self._queue_bytes += size
+                queued = True
+            elif self._spool is not None:
+                on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
+                room = len(self._overflow) < (self._batch_size if on_worker else self._max_queue_size) and (
+                    self._overflow_bytes + size <= self._max_queue_bytes or not self._overflow
                 )
-                return
-            if (overflow or full_batch) and not self._wake.is_set():
-                self._wake.set()
-            if self._worker is None:
-                self._start_worker()
+                if not room and on_worker:
+                    spill = list(self._overflow)
+                    self._overflow.clear()
+                    self._overflow_bytes = 0
+                    room = True
+                if room:
+                    self._overflow.append(record)
+                    self._overflow_bytes += size
+                    overflow = True
+            if queued or overflow:
+                self._accepted += 1
+            full_batch = len(self._queue) >= self._batch_size
+        if spill:
+            self._lose(spill, "queue full")
+        if not (queued or overflow):
+            _stats.count_drop(
+                f"queue_full:{self.name}",
+                detail=f"max_queue_size={self._max_queue_size}, max_queue_bytes={self._max_queue_bytes}"
+                + ("" if self._spool is not None else ", no spool"),
+            )
+            return
+        if (overflow or full_batch) and not self._wake.is_set():
+            self._wake.set()
+        if self._worker is None:
+            self._start_worker()
 
     def _start_worker(self) -> None:
         with self._start_lock:
