@@ -44,6 +44,8 @@ def _iso(ns: int) -> str:
 
 def _ordered(root: Root) -> list[Entry]:
     """Pre-order: parent before children, siblings by start time."""
+    if len(root.entries) == 1:
+        return [root]
     children: dict[int, list[Entry]] = {}
     for entry in root.entries[1:]:
         parent = entry.parent

@@ -10,11 +10,12 @@ Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``o
 
 - ``max_pending_logs``: units of work in progress (open, or ended and waiting for children); a new
   local root beyond it is not recorded (``pending_logs_full``), nor are its descendants.
-- ``max_queued_spans``: spans of finished units of work waiting for the assembler. Above a quarter of
-  it, a thread that ends a local root sleeps 1 ms (``time.sleep``: no I/O, no lock), which hands the
-  interpreter to the assembler, so a burst is slowed to the pipeline's pace instead of losing logs
-  (``stats()["backpressure_pauses"]`` counts these pauses); at the limit a new local root is not recorded
-  (``assembly_backlog``).
+- ``max_queued_spans``: spans of finished units of work waiting for the assembler. When a quarter of it
+  is reached, a thread that ends a local root waits until the assembler has brought the backlog down to
+  an eighth, for at most 50 ms per unit of work (it waits for our CPU-bound worker, never for I/O the
+  application did not ask for), so a burst is slowed to the pipeline's pace instead of losing logs, and
+  the waiting threads leave the interpreter to the assembler (``stats()["backpressure_pauses"]`` counts
+  these waits); at the limit a new local root is not recorded (``assembly_backlog``).
 - ``max_records_per_log``: further spans of that root are left out (``records_per_log``) and the log
   says how many in ``truncated``.
 - ``grace_millis``: children that outlive their root (asyncio tasks, pool workers) are waited for this
@@ -63,8 +64,8 @@ _ERROR = StatusCode.ERROR
 WAKE_AT = 512
 #: Most ids kept of spans emitted unfinished, to count their end as ``late_span`` (the oldest are forgotten).
 MAX_UNFINISHED_IDS = 4096
-#: Pause of a thread ending a local root while the assembly backlog is above a quarter of its limit.
-BACKPRESSURE_PAUSE_SECONDS = 0.001
+#: Longest wait of a thread ending a local root while the assembly backlog is over a quarter of its limit.
+BACKPRESSURE_PAUSE_SECONDS = 0.05
 #: Longest wait between a unit of work ending and its assembly in durable mode (OTEL_USAGE_DURABILITY=disk).
 DURABLE_DELAY_SECONDS = 0.05
 
@@ -245,6 +246,8 @@ class UsageSpanProcessor(SpanProcessor):
         self._waiting: dict[int, Root] = {}
         self._ready: collections.deque[Root] = collections.deque()
         self._backlog = 0  # spans of roots queued or being emitted
+        self._space = threading.Condition(threading.Lock())  # back-pressure: threads waiting for the assembler
+        self._paused = 0
         self._durable = durability() == "disk"
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
@@ -436,9 +439,24 @@ class UsageSpanProcessor(SpanProcessor):
             if len(self._ready) >= WAKE_AT:
                 self._wake.set()
             if self._backlog * 4 >= self._settings.max_queued_spans and not ON_WORKER.get():
+                self._pause()
+
+    def _pause(self) -> None:
+        """Back-pressure: wait (bounded) until the assembler has worked the backlog down to an eighth."""
+        low = self._settings.max_queued_spans // 8
+        _stats.count("backpressure_pauses")
+        with self._space:
+            self._paused += 1
+            try:
                 self._wake.set()
-                _stats.count("backpressure_pauses")
-                time.sleep(BACKPRESSURE_PAUSE_SECONDS)
+                self._space.wait_for(lambda: self._backlog <= low, BACKPRESSURE_PAUSE_SECONDS)
+            finally:
+                self._paused -= 1
+
+    def _release_paused(self) -> None:
+        if self._paused and self._backlog <= self._settings.max_queued_spans // 8:
+            with self._space:
+                self._space.notify_all()
 
     def discard(self, entry: Entry) -> bool:
         """Drop the usage log that ``entry`` belongs to, if it is still open; never raises.
@@ -554,7 +572,9 @@ class UsageSpanProcessor(SpanProcessor):
                             while len(self._unfinished) > MAX_UNFINISHED_IDS:
                                 del self._unfinished[next(iter(self._unfinished))]
                         root.entries = []
+                    self._release_paused()
         finally:
+            self._release_paused()
             context.detach(suppressed)
             ON_WORKER.reset(worker)
             HIDDEN.reset(hidden)
@@ -574,6 +594,8 @@ class UsageSpanProcessor(SpanProcessor):
         self._waiting = {}
         self._ready = collections.deque()
         self._backlog = 0
+        self._space = threading.Condition(threading.Lock())
+        self._paused = 0
         self._worker = None
         self._busy = 0
         self._pid = os.getpid()

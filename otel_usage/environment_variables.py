@@ -38,8 +38,9 @@ OTEL_USAGE_MAX_QUEUED_SPANS = "OTEL_USAGE_MAX_QUEUED_SPANS"
 """
 .. envvar:: OTEL_USAGE_MAX_QUEUED_SPANS
 
-Most spans of finished units of work waiting for the assembler (about 0.6 KB each). Above a quarter of
-it, a thread that finishes a unit of work pauses 1 ms (no I/O, no lock: it lets the assembler run), so a
+Most spans of finished units of work waiting for the assembler (about 0.6 KB each). From a quarter of
+it on, a thread that finishes a unit of work waits until the assembler has brought the backlog down to
+an eighth, at most 50 ms per unit of work (it waits for the pipeline's CPU work, never for I/O), so a
 burst is slowed to what the pipeline sustains instead of losing logs; at the limit a new unit of work is
 not recorded and counted as ``assembly_backlog``. Default: ``65536``.
 """

@@ -250,6 +250,7 @@ _warn = _RateLimitedWarning()
 
 
 _SHARED_COPY = "_otel_usage_readable"
+_EMPTY_CONTEXT = Context()
 
 
 def _readable(record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogRecord:
@@ -261,8 +262,10 @@ def _readable(record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogReco
     shared = record.__dict__.get(_SHARED_COPY)
     if shared is not None:
         return shared  # type: ignore[no-any-return]
-    api_record = copy.copy(record.log_record)
-    api_record.context = Context()  # do not keep the emitter's spans and baggage alive
+    source = record.log_record
+    api_record = object.__new__(type(source))  # a shallow copy (copy.copy's generic path costs 3x more)
+    api_record.__dict__.update(source.__dict__)
+    api_record.context = _EMPTY_CONTEXT  # do not keep the emitter's spans and baggage alive
     readable = ReadableLogRecord(
         log_record=api_record,
         resource=record.resource if record.resource is not None else Resource.get_empty(),
