@@ -180,6 +180,6 @@ def test_kill_9_during_an_outage_then_replay_delivers_everything_once(tmp_path: 
         assert all(sent[i] >= killed_at - 0.1 for i in missing), (
             f"{len(missing)} lost, oldest {killed_at - min(sent[i] for i in missing):.3f}s before the kill"
         )
-        assert len(numbers) >= 1400
+        assert len(numbers) >= 1000  # the bulk was on disk (the window above is what it may lack)
     else:
         assert len(missing) > 0  # without write-ahead the queue in memory dies with the process

@@ -675,7 +675,13 @@ class UsageBatchProcessor(LogRecordProcessor):
         while True:
             self._spill_overflow()
             if self._durable:
-                self._persist()
+                rest = self._persist()
+                if rest:  # the spool is full or broken: deliver these from memory, as without durable mode
+                    self._inflight = len(rest)
+                    self._handle(rest)
+                if not self._drain_step():
+                    return
+                continue
             batch = self._take(force=first or final)
             first = False
             if batch:
@@ -684,18 +690,18 @@ class UsageBatchProcessor(LogRecordProcessor):
             if not self._drain_step():
                 return
 
-    def _persist(self) -> None:
-        """Durable mode: move everything queued to the spool (the worker's next step exports it)."""
+    def _persist(self) -> list[ReadableLogRecord]:
+        """Durable mode: move everything queued to the spool; returns what the spool could not take."""
         spool = self._spool
         if spool is None:
-            return
+            return []
         with self._cond:
             records = list(self._overflow) + list(self._queue)
             self._queue.clear()
             self._overflow.clear()
             self._queue_bytes = self._overflow_bytes = 0
         if not records:
-            return
+            return []
         try:
             stored = spool.append([encode_record(r) for r in records], fsync=False)
         except OSError as exc:
@@ -703,11 +709,7 @@ class UsageBatchProcessor(LogRecordProcessor):
             stored = 0
         _stats.count(f"persisted:{self.name}", stored)
         self._settle(stored, 0)
-        rest = records[stored:]
-        if rest:  # the spool is full or broken: deliver these from memory, as without durable mode
-            with self._cond:
-                self._queue.extendleft(reversed(rest))
-                self._queue_bytes += sum(_log_bytes(r.log_record.body) for r in rest)
+        return records[stored:]
 
     def _take(self, force: bool) -> list[ReadableLogRecord]:
         with self._cond:
