@@ -6,46 +6,68 @@ another's logs::
     provider.add_log_record_processor(UsageBatchProcessor(FileUsageExporter()))
     provider.add_log_record_processor(UsageBatchProcessor(SqlUsageExporter(), spool_dir="/var/spool/app"))
 
+The spool is on by default: each sink has one in its own subdirectory of :func:`spool_root` (the
+per-user data directory, or :envvar:`OTEL_USAGE_SPOOL_DIR`; ``none`` turns it off), named after the
+exporter and a hash of its URL, path or endpoint (:func:`sink_key`), so the same sink finds the same spool
+in every process and every run. It is bounded by ``spool_max_bytes`` (256 MiB).
+
 What happens to a usage log (other log records are ignored):
 
-1. ``on_emit`` (the application's thread, O(1), never blocks, never raises) appends it to the queue. When
-   the queue is full the *new* log is the one refused: the queued ones are older and closer to delivery,
-   and a refused log costs no work. With a spool it goes to an overflow list of the same size instead,
-   which the worker writes to the spool at its next chance (between two export calls or while waiting to
-   retry): disk I/O never happens on the application's thread. What neither can hold is dropped and
-   counted as ``queue_full:<name>``.
+1. ``on_emit`` (O(1), never raises; it runs on the pipeline's assembler thread, or on whichever thread
+   emits) appends it to the queue, bounded by ``max_queue_size`` logs and ``max_queue_bytes`` (estimated
+   without serializing). When the queue is full the *new* log goes to an overflow list of the same bounds,
+   on its way to the spool: the assembler writes it there a batch at a time itself; on any other thread
+   (the application's) nothing touches the disk and the worker writes the list at its next chance
+   (between two export calls or while waiting to retry). Only with the spool off, or when the overflow
+   list is full on a thread that may not write, is a log dropped, counted as ``queue_full:<name>``.
 2. The worker (a daemon thread started on first use, started anew in a forked child, which drops the
    parent's queue) exports batches with OpenTelemetry instrumentation suppressed, so the exporter's own
    SQL or HTTP calls never become telemetry.
 3. A failed export (``FAILURE`` or an exception) is retried with capped exponential backoff and jitter,
    for at most ``max_retry_millis`` per batch. An exporter can ask for a given delay (HTTP 429/503
    ``Retry-After``): see :class:`SupportsRetryAfter`; no export is attempted before that delay is over.
-4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or without one dropped
-   and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the spool;
-   the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
+4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or with the spool off
+   dropped and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the
+   spool; the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
    ``max_retry_millis``, at most a minute) by sending the oldest spooled chunk, and after any successful
    export it drains the spool, oldest first, a chunk at a time between its regular batches. Logs spooled
    by another process, or by an earlier run, are drained the same way. Delivery order is therefore not
-   guaranteed across a spill: each usage log carries its own ``start``.
-5. :func:`replay` re-sends a spool explicitly, to any exporter.
+   guaranteed across a spill: each usage log carries its own ``start``. What the spool cannot take (full,
+   or not writable) is counted as ``spool_full:<name>`` / ``spool_failed:<name>``: a log is lost only
+   when both the memory bounds and the spool's disk budget are exhausted.
+5. :meth:`UsageBatchProcessor.force_flush` delivers the queue and drains the spool within its timeout;
+   :meth:`UsageBatchProcessor.shutdown` does the same within ``timeout_millis`` and then moves what is
+   left to the spool (counted as ``spooled:<name>``; with the spool off, or for the one batch inside an
+   export that does not return, counted as ``shutdown_timeout:<name>``). :func:`otel_usage._stats.summary`
+   gives the totals for an exit line.
+6. :func:`replay` re-sends a spool explicitly, to any exporter.
 
-Counters in :func:`otel_usage.stats`: ``exported:<name>``, ``spooled:<name>``, ``retried:<name>``;
-gauges ``export_queue_<name>`` (logs waiting in memory) and ``spool_bytes_<name>``; drops by reason
-``queue_full``, ``export_failed``, ``spool_full``, ``spool_failed``, ``spool_corrupt``,
-``after_shutdown`` and ``shutdown_timeout`` (``<reason>:<name>``).
+Durable mode (``durable=True`` or ``OTEL_USAGE_DURABILITY=disk``), the OpenTelemetry Collector's
+persistent queue model: the worker writes every queued log to the spool within 50 ms (the span processor
+assembles within 50 ms of a unit of work's end) and exports only from the spool, moving its delivered
+offset after each successful export. A process killed at any moment loses at most its last 100 ms; the
+rest is delivered by the next run or :func:`replay`. A crash between an export and the offset update
+re-sends that one chunk (the SQL exporter's writes are idempotent).
+
+Counters in :func:`otel_usage.stats`: ``exported:<name>``, ``spooled:<name>``, ``retried:<name>``,
+``persisted:<name>`` (durable mode); gauges ``export_queue_<name>`` (logs waiting in memory),
+``export_queue_bytes_<name>`` and ``spool_bytes_<name>``; drops by reason ``queue_full``,
+``export_failed``, ``spool_full``, ``spool_failed``, ``spool_corrupt``, ``after_shutdown`` and
+``shutdown_timeout`` (``<reason>:<name>``).
 
 When an exporter runs under the SDK's own ``BatchLogRecordProcessor`` (``OTEL_LOGS_EXPORTER=usage_file``)
 none of the above applies: that processor drops the oldest log when its queue is full (with its own
 warning, not in these counters) and discards a failed batch without looking at the result. The project's
 exporters then call :class:`ExportFailureFallback` themselves, so a batch they fail to write is spilled to
-:envvar:`OTEL_USAGE_SPOOL_DIR` (re-sent by :func:`replay`, not automatically) or counted as
-``export_failed:<name>`` — never lost silently; there is no retry. The SDK's configurator accepts this
-class as its ``export_log_record_processor`` to get the full behaviour.
+the spool (re-sent by :func:`replay`, not automatically) or counted as ``export_failed:<name>`` — never
+lost silently; there is no retry. The SDK's configurator accepts this class as its
+``export_log_record_processor`` to get the full behaviour.
 
 Environment variables (used when the argument is None; a bad value warns and keeps the default):
-``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE`` (2048), ``OTEL_USAGE_EXPORT_BATCH_SIZE`` (512),
-``OTEL_USAGE_EXPORT_DELAY_MILLIS`` (1000), ``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS`` (30000),
-``OTEL_USAGE_SPOOL_DIR`` (unset: no spool), ``OTEL_USAGE_SPOOL_MAX_BYTES`` (64 MiB).
+``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE`` (65536), ``OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES`` (16 MiB),
+``OTEL_USAGE_EXPORT_BATCH_SIZE`` (512), ``OTEL_USAGE_EXPORT_DELAY_MILLIS`` (1000),
+``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS`` (30000), ``OTEL_USAGE_SPOOL_DIR`` (the per-user data directory),
+``OTEL_USAGE_SPOOL_MAX_BYTES`` (256 MiB), ``OTEL_USAGE_DURABILITY`` (``memory``).
 """
 
 from __future__ import annotations
@@ -87,6 +109,7 @@ __all__ = [
     "default_name",
     "delivery_managed",
     "replay",
+    "sink_key",
     "spool_root",
 ]
 
@@ -886,21 +909,26 @@ class ExportFailureFallback:
     The SDK's ``BatchLogRecordProcessor`` (and ``SimpleLogRecordProcessor``) discard a failed batch
     without a trace. An exporter calls this object with such a batch: under a ``UsageBatchProcessor`` or
     :func:`replay` it does nothing (they retry, spill or count); otherwise the usage logs are spilled to
-    the spool directory (``spool_dir`` or ``OTEL_USAGE_SPOOL_DIR``; re-sent by :func:`replay`) or counted
-    as ``export_failed:<name>``.
+    the spool (``spool_dir``, else the sink's subdirectory of :func:`spool_root`; re-sent by
+    :func:`replay`) or, with the spool off, counted as ``export_failed:<name>``. Pass ``exporter`` to get
+    the same per-sink subdirectory as a ``UsageBatchProcessor`` of that exporter (else ``<root>/<name>``).
 
     Raises:
         ValueError: the spool directory cannot be written.
     """
 
     def __init__(
-        self, name: str, spool_dir: str | os.PathLike[str] | None = None, spool_max_bytes: int | None = None
+        self,
+        name: str,
+        spool_dir: str | os.PathLike[str] | bool | None = None,
+        spool_max_bytes: int | None = None,
+        exporter: object | None = None,
     ) -> None:
         self.name = name
         max_bytes = _setting(
             "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
         )
-        self._spool = _open_spool(spool_dir, name, max_bytes)
+        self._spool = _open_spool(spool_dir, name, max_bytes, exporter)
 
     def __call__(self, batch: Sequence[ReadableLogRecord], error: str) -> None:
         if _managed.get():

@@ -299,3 +299,70 @@ def test_replay_of_the_spool_root_finds_every_sink(tmp_path: Path) -> None:
     target = InMemoryUsageExporter()
     assert replay(os.environ["OTEL_USAGE_SPOOL_DIR"], target) == 10
     assert sorted(log["n"] for log in target.get_logs()) == sorted([*range(5), *range(5)])
+
+
+# --- the README's claims about bursts and overflow -------------------------------------------------------
+
+
+def test_overflow_emitted_on_the_assembler_thread_goes_to_the_spool_at_once(tmp_path: Path) -> None:
+    """On the pipeline's own thread a full queue spills to the spool a batch at a time, nothing dropped;
+    on the application's thread the same overflow waits in memory for the worker (no disk I/O)."""
+    from otel_usage._processor import ON_WORKER
+
+    exporter = SwitchExporter()
+    gate = threading.Event()
+    original = exporter.export
+
+    def stuck(batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        gate.wait(10)
+        return original(batch)
+
+    exporter.export = stuck  # type: ignore[method-assign]
+    processor = UsageBatchProcessor(
+        exporter, name="assembler", max_queue_size=10, max_export_batch_size=5, spool_dir=tmp_path / "spool"
+    )
+    spool_file = tmp_path / "spool" / "assembler.jsonl"
+    try:
+        emit_numbered(processor, range(10))  # the application's thread: the queue only
+        emit_numbered(processor, range(10, 20))  # overflow in memory, still no disk I/O here
+        assert not spool_file.exists()
+        token = ON_WORKER.set(True)
+        try:
+            emit_numbered(processor, range(20, 40))  # the assembler's thread: batches of 5 go to disk now
+        finally:
+            ON_WORKER.reset(token)
+        assert spool_file.exists()
+        gate.set()
+        assert processor.force_flush(30_000)
+    finally:
+        gate.set()
+        processor.shutdown(10_000)
+    assert sorted(exporter.numbers) == list(range(40))
+    assert _stats.stats()["dropped"] == {}
+    assert _stats.stats()["spooled:assembler"] >= 15
+
+
+def test_a_burst_beyond_the_assembler_waits_for_it_and_beyond_the_limit_is_counted() -> None:
+    """With the assembler held up, a thread ending a unit of work waits (bounded) for it once the backlog
+    reaches a quarter of max_queued_spans; at the limit new units of work are counted as assembly_backlog."""
+    from otel_usage.testing import capture_usage
+
+    release = threading.Event()
+
+    def hold(log: dict[str, object]) -> None:
+        release.wait(30)  # a usage processor: runs on the assembler
+
+    with capture_usage(max_queued_spans=16, processors=[hold]) as usage:
+        started = time.monotonic()
+        for i in range(40):
+            root(i, "held", 0.5)
+        elapsed = time.monotonic() - started
+        stats = _stats.stats()
+        release.set()
+        usage.flush(30_000)
+        logs = len(usage.exporter.get_logs())
+    assert stats["backpressure_pauses"] > 0
+    refused = stats["dropped"].get("assembly_backlog", 0)
+    assert refused > 0
+    assert logs + refused == 40
+    assert elapsed < 40 * 0.05 + 5  # each wait is bounded (50 ms), the application goes on
