@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["count", "count_drop", "flush_warnings", "register_gauge", "reset", "stats", "summary"]
+__all__ = ["count", "count_drop", "counter", "flush_warnings", "register_gauge", "reset", "stats", "summary"]
 
 logger = logging.getLogger("otel_usage")
 
@@ -38,6 +38,11 @@ def count(name: str, n: int = 1) -> None:
     """Add ``n`` to the counter ``name`` (for example ``logs_emitted``)."""
     with _lock:
         _counters[name] = _counters.get(name, 0) + n
+
+
+def counter(name: str) -> int:
+    """The current value of one counter (0 when never counted)."""
+    return _counters.get(name, 0)
 
 
 def count_drop(reason: str, n: int = 1, detail: str = "") -> None:

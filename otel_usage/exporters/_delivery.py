@@ -605,6 +605,8 @@ class UsageBatchProcessor(LogRecordProcessor):
                 return False
             if time.monotonic() >= deadline or self._shutdown:
                 return False
+            if self._down and self._not_before >= deadline:  # the sink is down until after the deadline
+                return False
             if self._worker is None:
                 self._start_worker()
             self._wake.set()
@@ -894,11 +896,13 @@ def _spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error:
         _stats.count(f"spooled:{name}", stored)
         _warn(
             f"spooled:{name}",
-            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s, re-sent when it recovers",
+            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it "
+            "recovers",
             stored,
             name,
             error,
             spool.path,
+            _stats.counter(f"spooled:{name}"),
         )
     _stats.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
 
