@@ -55,7 +55,7 @@ from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 
-__all__ = ["ON_WORKER", "SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
+__all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ WAKE_AT = 512
 MAX_UNFINISHED_IDS = 4096
 #: Longest wait of a thread ending a local root while the assembly backlog is over a quarter of its limit.
 BACKPRESSURE_PAUSE_SECONDS = 0.05
-#: Longest wait between a unit of work ending and its assembly in durable mode (OTEL_USAGE_DURABILITY=disk).
+#: In durable mode (OTEL_USAGE_DURABILITY=disk), longest wait between a unit of work ending and its
+#: assembly, and between its emission and the delivery worker writing it to the spool: 2 x 50 ms.
 DURABLE_DELAY_SECONDS = 0.05
 
 #: True on the pipeline's own threads (the assembler, a flush): code there may write to disk.

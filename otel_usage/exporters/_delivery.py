@@ -97,7 +97,7 @@ from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._config import durability, env_int, env_str
 from otel_usage._errors import handle_internal_errors, internal_error
-from otel_usage._processor import ON_WORKER
+from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
 from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
@@ -121,8 +121,6 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_DELAY_MILLIS = 1000
 DEFAULT_MAX_RETRY_MILLIS = 30_000
 DEFAULT_SPOOL_MAX_BYTES = 256 << 20
-#: In durable mode, longest time a usage log stays only in memory before the worker writes it to the spool.
-DURABLE_DELAY_SECONDS = 0.05
 #: Values of OTEL_USAGE_SPOOL_DIR that turn the spool off.
 SPOOL_OFF = ("none", "off", "false", "0", "disabled")
 
