@@ -17,7 +17,7 @@ from otel_usage import environment_variables as ev
 from otel_usage._levels import DEFAULT_THRESHOLD, Level, parse_level
 from otel_usage._schema import RESERVED_KEYS
 
-__all__ = ["CoreSettings", "env_bool", "env_float", "env_int", "env_list", "env_str"]
+__all__ = ["DURABILITY_MODES", "CoreSettings", "durability", "env_bool", "env_float", "env_int", "env_list", "env_str"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,21 @@ def env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+DURABILITY_MODES = ("memory", "disk")
+
+
+def durability() -> str:
+    """:envvar:`OTEL_USAGE_DURABILITY`: ``memory`` (the default) or ``disk`` (write-ahead to the spool)."""
+    return env_parsed(ev.OTEL_USAGE_DURABILITY, "memory", _durability)
+
+
+def _durability(raw: str) -> str:
+    value = raw.lower()
+    if value not in DURABILITY_MODES:
+        raise ValueError(f"expected one of {', '.join(DURABILITY_MODES)}")
+    return value
+
+
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -121,6 +136,7 @@ class CoreSettings:
 
     level: Level = DEFAULT_THRESHOLD
     max_pending_logs: int = 4096
+    max_queued_spans: int = 65_536
     max_records_per_log: int = 1000
     max_log_age_millis: int = 600_000
     grace_millis: int = 2000
@@ -147,6 +163,7 @@ class CoreSettings:
         values: dict[str, Any] = {
             "level": env_parsed(ev.OTEL_USAGE_LEVEL, d.level, parse_level),
             "max_pending_logs": env_int(ev.OTEL_USAGE_MAX_PENDING_LOGS, d.max_pending_logs, 1),
+            "max_queued_spans": env_int(ev.OTEL_USAGE_MAX_QUEUED_SPANS, d.max_queued_spans, 1),
             "max_records_per_log": env_int(ev.OTEL_USAGE_MAX_RECORDS_PER_LOG, d.max_records_per_log, 1),
             "max_log_age_millis": env_int(ev.OTEL_USAGE_MAX_LOG_AGE_MILLIS, d.max_log_age_millis, 1),
             "grace_millis": env_int(ev.OTEL_USAGE_GRACE_MILLIS, d.grace_millis, 0),

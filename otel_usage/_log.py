@@ -29,14 +29,23 @@ __all__ = ["LogEmitter", "assemble"]
 logger = logging.getLogger(__name__)
 
 
+_second_text: tuple[int, str] = (-1, "")  # the last second formatted (one tuple: read and replaced atomically)
+
+
 def _iso(ns: int) -> str:
+    global _second_text
     seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}Z"
+    cached = _second_text  # logs come in bursts within one second: format its date and time once
+    if cached[0] != seconds:
+        stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+        cached = _second_text = (seconds, stamp.strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{rest // 1000:06d}Z"
 
 
 def _ordered(root: Root) -> list[Entry]:
     """Pre-order: parent before children, siblings by start time."""
+    if len(root.entries) == 1:
+        return [root]
     children: dict[int, list[Entry]] = {}
     for entry in root.entries[1:]:
         parent = entry.parent

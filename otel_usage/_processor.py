@@ -8,8 +8,14 @@ root is queued; a worker thread assembles the log (:mod:`otel_usage._log`) and e
 
 Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``otel_usage.stats()``:
 
-- ``max_pending_logs``: a new local root beyond it is not recorded (``pending_logs_full``), nor are its
-  descendants.
+- ``max_pending_logs``: units of work in progress (open, or ended and waiting for children); a new
+  local root beyond it is not recorded (``pending_logs_full``), nor are its descendants.
+- ``max_queued_spans``: spans of finished units of work waiting for the assembler. When a quarter of it
+  is reached, a thread that ends a local root waits until the assembler has brought the backlog down to
+  an eighth, for at most 50 ms per unit of work (it waits for our CPU-bound worker, never for I/O the
+  application did not ask for), so a burst is slowed to the pipeline's pace instead of losing logs, and
+  the waiting threads leave the interpreter to the assembler (``stats()["backpressure_pauses"]`` counts
+  these waits); at the limit a new local root is not recorded (``assembly_backlog``).
 - ``max_records_per_log``: further spans of that root are left out (``records_per_log``) and the log
   says how many in ``truncated``.
 - ``grace_millis``: children that outlive their root (asyncio tasks, pool workers) are waited for this
@@ -31,10 +37,12 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -42,18 +50,28 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from otel_usage import _stats
-from otel_usage._config import CoreSettings
+from otel_usage._config import CoreSettings, durability
 from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 
-__all__ = ["SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
+__all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
 OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
 WAKE_AT = 512
+#: Most ids kept of spans emitted unfinished, to count their end as ``late_span`` (the oldest are forgotten).
+MAX_UNFINISHED_IDS = 4096
+#: Longest wait of a thread ending a local root while the assembly backlog is over a quarter of its limit.
+BACKPRESSURE_PAUSE_SECONDS = 0.05
+#: In durable mode (OTEL_USAGE_DURABILITY=disk), longest wait between a unit of work ending and its
+#: assembly, and between its emission and the delivery worker writing it to the spool: 2 x 50 ms.
+DURABLE_DELAY_SECONDS = 0.05
+
+#: True on the pipeline's own threads (the assembler, a flush): code there may write to disk.
+ON_WORKER: ContextVar[bool] = ContextVar("otel_usage_on_worker", default=False)
 
 
 class _Skip:
@@ -70,6 +88,7 @@ class _Skip:
 
 SKIP = _Skip("hidden")
 _SKIP_DROPPED_ROOT = _Skip("pending_logs_full")
+_SKIP_BACKLOG = _Skip("assembly_backlog")
 _SKIP_TRUNCATED = _Skip("records_per_log")
 _SKIP_LATE = _Skip("late_span")
 _SKIP_DISCARDED = _Skip("discarded")
@@ -223,12 +242,17 @@ class UsageSpanProcessor(SpanProcessor):
         self._settings = settings if settings is not None else CoreSettings.from_env()
         self._lock = threading.Lock()
         self._live: dict[int, Entry] = {}
+        self._unfinished: dict[int, bool] = {}  # ids of spans emitted unfinished (their end is late), bounded
         self._roots: dict[int, Root] = {}
         self._waiting: dict[int, Root] = {}
         self._ready: collections.deque[Root] = collections.deque()
+        self._backlog = 0  # spans of roots queued or being emitted
+        self._space = threading.Condition(threading.Lock())  # back-pressure: threads waiting for the assembler
+        self._paused = 0
+        self._durable = durability() == "disk"
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
-        self._busy = False
+        self._busy = 0
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopped = False
@@ -243,7 +267,7 @@ class UsageSpanProcessor(SpanProcessor):
             if obj is not None:
                 obj._reset_after_fork()
 
-        os.register_at_fork(after_in_child=after_fork)
+        os.register_at_fork(before=_prepare_multiprocessing_child, after_in_child=after_fork)
 
     # --- settings --------------------------------------------------------------------------
 
@@ -259,6 +283,7 @@ class UsageSpanProcessor(SpanProcessor):
         return {
             "spans_buffered": len(self._live),
             "logs_pending": len(self._roots) + len(self._ready),
+            "spans_queued": self._backlog,
         }
 
     # --- hot path -------------------------------------------------------------------------
@@ -331,14 +356,19 @@ class UsageSpanProcessor(SpanProcessor):
             if inbound:
                 kept = {key: decode_info_value(str(inbound[key])) for key in allow if key in inbound}
                 root.inbound_info = kept or None
+        settings = self._settings
         with self._lock:
-            full = len(self._roots) + len(self._ready) >= self._settings.max_pending_logs
-            if not full:
+            if len(self._roots) >= settings.max_pending_logs:
+                skip: _Skip | None = _SKIP_DROPPED_ROOT
+            elif self._backlog >= settings.max_queued_spans:
+                skip = _SKIP_BACKLOG
+            else:
+                skip = None
                 self._roots[span_id] = root
                 self._live[span_id] = root
-        if full:
-            setattr(span, ENTRY_ATTR, _SKIP_DROPPED_ROOT)
-            _stats.count_drop(_SKIP_DROPPED_ROOT.reason)
+        if skip is not None:
+            setattr(span, ENTRY_ATTR, skip)
+            _stats.count_drop(skip.reason)
             return
         setattr(span, ENTRY_ATTR, root)
         if self._worker is None:
@@ -356,6 +386,8 @@ class UsageSpanProcessor(SpanProcessor):
             return
         entry = self._live.pop(span_context.span_id, None)
         if entry is None:
+            if self._unfinished and self._unfinished.pop(span_context.span_id, False):
+                _stats.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
             return
         entry.end_ns = span.end_time or 0
         if span.status.status_code is _ERROR:
@@ -398,6 +430,7 @@ class UsageSpanProcessor(SpanProcessor):
                     root.state = QUEUED
                     del self._roots[root.span_id]
                     self._ready.append(root)
+                    self._backlog += len(root.entries)
         if late:
             _stats.count_drop(_SKIP_LATE.reason)
         elif ready:
@@ -405,6 +438,25 @@ class UsageSpanProcessor(SpanProcessor):
                 self._ensure_worker()
             if len(self._ready) >= WAKE_AT:
                 self._wake.set()
+            if self._backlog * 4 >= self._settings.max_queued_spans and not ON_WORKER.get():
+                self._pause()
+
+    def _pause(self) -> None:
+        """Back-pressure: wait (bounded) until the assembler has worked the backlog down to an eighth."""
+        low = self._settings.max_queued_spans // 8
+        _stats.count("backpressure_pauses")
+        with self._space:
+            self._paused += 1
+            try:
+                self._wake.set()
+                self._space.wait_for(lambda: self._backlog <= low, BACKPRESSURE_PAUSE_SECONDS)
+            finally:
+                self._paused -= 1
+
+    def _release_paused(self) -> None:
+        if self._paused and self._backlog <= self._settings.max_queued_spans // 8:
+            with self._space:
+                self._space.notify_all()
 
     def discard(self, entry: Entry) -> bool:
         """Drop the usage log that ``entry`` belongs to, if it is still open; never raises.
@@ -448,12 +500,15 @@ class UsageSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         HIDDEN.set(True)  # probes called by usage processors or exporters never produce usage logs
+        ON_WORKER.set(True)
         token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             while not self._stopped:
-                self._wake.wait(self._settings.schedule_delay_millis / 1000.0)
+                delay = self._settings.schedule_delay_millis / 1000.0
+                self._wake.wait(min(delay, DURABLE_DELAY_SECONDS) if self._durable else delay)
                 self._wake.clear()
                 self._drain(final=False)
+                _stats.flush_warnings()
         finally:
             context.detach(token)
 
@@ -463,6 +518,7 @@ class UsageSpanProcessor(SpanProcessor):
         settings = self._settings
         with self._lock:
             batch = list(self._ready)
+            ready = len(batch)
             self._ready.clear()
             grace = settings.grace_millis / 1000.0
             for key, root in list(self._waiting.items()):
@@ -479,8 +535,10 @@ class UsageSpanProcessor(SpanProcessor):
                         del self._roots[key]
                         root.state = QUEUED
                         batch.append(root)
+            for root in batch[ready:]:
+                self._backlog += len(root.entries)
             if batch:
-                self._busy = True
+                self._busy += 1  # drains in progress: the worker's and a flushing caller's may overlap
         return batch
 
     def _drain(self, final: bool) -> int:
@@ -490,6 +548,7 @@ class UsageSpanProcessor(SpanProcessor):
         # Assembly may run usage processors and exporters, also on a flushing caller's thread: nothing
         # they call is recorded (a probe there would feed logs back into the pipeline).
         hidden = HIDDEN.set(True)
+        worker = ON_WORKER.set(True)
         suppressed = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             for root in batch:
@@ -505,12 +564,23 @@ class UsageSpanProcessor(SpanProcessor):
                 finally:
                     with self._lock:
                         root.state = EMITTED
+                        self._backlog = max(0, self._backlog - len(root.entries))
+                        if root.pending or unfinished:  # spans that never end must not stay buffered
+                            for item in root.entries:
+                                if self._live.pop(item.span_id, None) is not None:
+                                    self._unfinished[item.span_id] = True
+                            while len(self._unfinished) > MAX_UNFINISHED_IDS:
+                                del self._unfinished[next(iter(self._unfinished))]
                         root.entries = []
+                    self._release_paused()
         finally:
+            self._release_paused()
             context.detach(suppressed)
+            ON_WORKER.reset(worker)
             HIDDEN.reset(hidden)
+            with self._lock:
+                self._busy -= 1
             with self._idle:
-                self._busy = False
                 self._idle.notify_all()
         return len(batch)
 
@@ -519,11 +589,15 @@ class UsageSpanProcessor(SpanProcessor):
         self._idle = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._live = {}
+        self._unfinished = {}
         self._roots = {}
         self._waiting = {}
         self._ready = collections.deque()
+        self._backlog = 0
+        self._space = threading.Condition(threading.Lock())
+        self._paused = 0
         self._worker = None
-        self._busy = False
+        self._busy = 0
         self._pid = os.getpid()
 
     # --- control --------------------------------------------------------------------------
@@ -551,7 +625,7 @@ class UsageSpanProcessor(SpanProcessor):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
-                    self._idle.wait(remaining)
+                    self._idle.wait(min(remaining, 0.01))
             return True
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.force_flush")
@@ -572,6 +646,48 @@ class UsageSpanProcessor(SpanProcessor):
             self._live.clear()
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.shutdown")
+
+
+_exit_hook_pid = 0
+_prepared_pid = 0
+
+
+def _prepare_multiprocessing_child() -> None:
+    """Before a fork: if ``multiprocessing`` is in use, have its child register the exit flush (below).
+
+    Done at fork time, not at import: importing ``multiprocessing`` costs an application 15 ms.
+    """
+    global _prepared_pid
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _prepared_pid == os.getpid():
+        return
+    _prepared_pid = os.getpid()
+    util.register_after_fork(_flush_at_multiprocessing_exit, _flush_at_multiprocessing_exit)
+
+
+def _flush_at_multiprocessing_exit(_: object) -> None:
+    """In a ``multiprocessing`` child, run the pipeline's exit flush when the child ends.
+
+    Such a child ends with ``os._exit`` after its target returns: ``atexit`` handlers never run there, only
+    ``multiprocessing.util`` finalizers (registered after the fork: the child clears the parent's), so one
+    is registered, once per process, that runs the same exit flush as ``atexit`` in a normal process.
+    """
+    global _exit_hook_pid
+    if _exit_hook_pid == os.getpid():
+        return
+    _exit_hook_pid = os.getpid()
+    sys.modules["multiprocessing.util"].Finalize(None, _run_exit_flush, exitpriority=100)
+
+
+def _run_exit_flush() -> None:
+    try:
+        from otel_usage import _pipeline
+
+        exit_flush = getattr(_pipeline, "_at_exit", None)
+        if exit_flush is not None:
+            exit_flush()
+    except Exception as exc:  # noqa: BLE001
+        internal_error(exc, "exit flush in a multiprocessing child")
 
 
 def _service_name(span: ReadableSpan) -> str | None:

@@ -1,8 +1,12 @@
 """Process-wide counters: what was emitted, what is buffered, and every loss by reason.
 
 Every component that can lose a usage log (or part of one) calls :func:`count_drop` with a short reason;
-the loss is counted and a rate-limited warning names it, so nothing is lost silently. Components with a
-current size (pending traces, queues) register a gauge. :func:`stats` returns a snapshot of both.
+the loss is counted and a rate-limited warning states it, so nothing is lost silently. A warning gives the
+items lost since the previous warning about that reason and the total since start, the same number
+``stats()["dropped"][reason]`` shows; drops held back by the rate limit are reported by the next warning,
+or by :func:`flush_warnings` (the workers call it on every pass). Components with a current size (pending
+traces, queues) register a gauge. :func:`stats` returns a snapshot of both; :func:`summary` the spooled
+and lost totals for an exit line.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["count", "count_drop", "register_gauge", "reset", "stats"]
+__all__ = ["count", "count_drop", "counter", "flush_warnings", "register_gauge", "reset", "stats", "summary"]
 
 logger = logging.getLogger("otel_usage")
 
@@ -26,6 +30,7 @@ _counters: dict[str, int] = {}
 _drops: dict[str, int] = {}
 _last_warning: dict[str, float] = {}
 _unwarned: dict[str, int] = {}
+_details: dict[str, str] = {}
 _gauges: list[tuple[str, Callable[[], Mapping[str, int]]]] = []
 
 
@@ -33,6 +38,11 @@ def count(name: str, n: int = 1) -> None:
     """Add ``n`` to the counter ``name`` (for example ``logs_emitted``)."""
     with _lock:
         _counters[name] = _counters.get(name, 0) + n
+
+
+def counter(name: str) -> int:
+    """The current value of one counter (0 when never counted)."""
+    return _counters.get(name, 0)
 
 
 def count_drop(reason: str, n: int = 1, detail: str = "") -> None:
@@ -45,12 +55,38 @@ def count_drop(reason: str, n: int = 1, detail: str = "") -> None:
         last = _last_warning.get(reason)
         if last is not None and now - last < WARNING_INTERVAL_SECONDS:
             _unwarned[reason] = _unwarned.get(reason, 0) + n
+            if detail:
+                _details[reason] = detail
             return
         _last_warning[reason] = now
-        total = n + _unwarned.pop(reason, 0)
+        new = n + _unwarned.pop(reason, 0)
+        total = _drops[reason]
+    _warn_drop(reason, new, total, detail)
+
+
+def _warn_drop(reason: str, new: int, total: int, detail: str) -> None:
     logger.warning(
-        "otel_usage dropped %d item(s): %s%s (see otel_usage.stats())", total, reason, f" ({detail})" if detail else ""
+        "otel_usage lost %d usage log item(s) for %s%s; %d in all since start (see otel_usage.stats())",
+        new,
+        reason,
+        f" ({detail})" if detail else "",
+        total,
     )
+
+
+def flush_warnings() -> None:
+    """Warn about drops the rate limit held back, for reasons whose interval has passed (cheap when none)."""
+    if not _unwarned:
+        return
+    now = time.monotonic()
+    due: list[tuple[str, int, int, str]] = []
+    with _lock:
+        for reason in list(_unwarned):
+            if now - _last_warning.get(reason, 0.0) >= WARNING_INTERVAL_SECONDS:
+                _last_warning[reason] = now
+                due.append((reason, _unwarned.pop(reason), _drops.get(reason, 0), _details.pop(reason, "")))
+    for reason, new, total, detail in due:
+        _warn_drop(reason, new, total, detail)
 
 
 def register_gauge(prefix: str, owner: object, read: Callable[[Any], Mapping[str, int]]) -> None:
@@ -87,3 +123,15 @@ def reset() -> None:
         _drops.clear()
         _last_warning.clear()
         _unwarned.clear()
+        _details.clear()
+
+
+def summary() -> dict[str, Any]:
+    """What an exit line reports: ``{"spooled": n, "lost": {reason: n}}``.
+
+    ``spooled`` is the number of usage logs written to a spool since start (summed over exporters, from the
+    ``spooled:<exporter>`` counters); ``lost`` is ``stats()["dropped"]``, every loss by reason.
+    """
+    with _lock:
+        spooled = sum(v for k, v in _counters.items() if k.startswith("spooled:"))
+        return {"spooled": spooled, "lost": dict(_drops)}

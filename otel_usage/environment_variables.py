@@ -48,8 +48,20 @@ OTEL_USAGE_MAX_PENDING_LOGS = "OTEL_USAGE_MAX_PENDING_LOGS"
 """
 .. envvar:: OTEL_USAGE_MAX_PENDING_LOGS
 
-Most usage logs (local roots) buffered at once, unfinished or waiting for assembly; a new unit of work
-beyond it is not recorded and counted as ``pending_logs_full``. Default: ``4096``.
+Most units of work (local roots) in progress at once: open, or ended and waiting for their children; a
+new unit of work beyond it is not recorded and counted as ``pending_logs_full``. Finished units of work
+waiting for assembly are bounded by :envvar:`OTEL_USAGE_MAX_QUEUED_SPANS` instead. Default: ``4096``.
+"""
+
+OTEL_USAGE_MAX_QUEUED_SPANS = "OTEL_USAGE_MAX_QUEUED_SPANS"
+"""
+.. envvar:: OTEL_USAGE_MAX_QUEUED_SPANS
+
+Most spans of finished units of work waiting for the assembler (about 0.6 KB each). From a quarter of
+it on, a thread that finishes a unit of work waits until the assembler has brought the backlog down to
+an eighth, at most 50 ms per unit of work (it waits for the pipeline's CPU work, never for I/O), so a
+burst is slowed to what the pipeline sustains instead of losing logs; at the limit a new unit of work is
+not recorded and counted as ``assembly_backlog``. Default: ``65536``.
 """
 
 OTEL_USAGE_MAX_RECORDS_PER_LOG = "OTEL_USAGE_MAX_RECORDS_PER_LOG"
@@ -156,9 +168,21 @@ OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE = "OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE"
 """
 .. envvar:: OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE
 
-Most usage logs waiting in memory for one exporter. Beyond it a new log is spilled to the spool
-(:envvar:`OTEL_USAGE_SPOOL_DIR`) by the exporter's worker, or, without a spool, dropped and counted as
-``queue_full:<exporter>``. Default: ``2048``.
+Most usage logs waiting in memory for one exporter (see also
+:envvar:`OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES`). Beyond it a new log goes to the spool
+(:envvar:`OTEL_USAGE_SPOOL_DIR`), written by the pipeline's own threads, never the application's; only
+when the spool is off, full or cannot be written is it dropped, counted as ``queue_full:<exporter>``,
+``spool_full:<exporter>`` or ``spool_failed:<exporter>``. Default: ``65536``.
+"""
+
+OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES = "OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES"
+"""
+.. envvar:: OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES
+
+Most bytes of usage logs waiting in memory for one exporter, estimated without serializing (1.4 KB per
+log plus 0.55 KB per call record); beyond it logs go to the spool as for
+:envvar:`OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE` (on their way there, they wait in a list of
+the same bounds; the assembler writes them a batch at a time). Default: ``16777216`` (16 MiB).
 """
 
 OTEL_USAGE_EXPORT_BATCH_SIZE = "OTEL_USAGE_EXPORT_BATCH_SIZE"
@@ -189,11 +213,14 @@ OTEL_USAGE_SPOOL_DIR = "OTEL_USAGE_SPOOL_DIR"
 """
 .. envvar:: OTEL_USAGE_SPOOL_DIR
 
-Directory of the local spool: usage logs an exporter could not deliver (or could not queue) are kept
-there as JSON Lines, one file per exporter (``<exporter>.jsonl``), and re-sent automatically once the
-sink works again, or explicitly with ``otel_usage.replay()`` or ``otel-usage replay``. Created if missing; a
-directory that cannot be written is an error at start-up. Default: unset (no spool: such logs are
-dropped and counted).
+Directory of the local spool: usage logs an exporter could not deliver (or could not queue in memory)
+are kept there as JSON Lines, in one subdirectory per sink named after the exporter and its URL, path or
+endpoint (``sql-3f2a9c01b7de/sql.jsonl``), the same in every process and run, and re-sent automatically
+once the sink works again (by this run or the next), or explicitly with ``otel_usage.replay()`` or
+``otel-usage replay DIR``. Created if missing; a directory that cannot be written is an error at start-up.
+``none`` turns the spool off (such logs are then dropped and counted). Default: the per-user data
+directory, ``~/.local/share/otel-usage/spool`` on Linux (``platformdirs.user_data_dir("otel-usage")``);
+when that cannot be created, a warning and no spool.
 """
 
 OTEL_USAGE_SPOOL_MAX_BYTES = "OTEL_USAGE_SPOOL_MAX_BYTES"
@@ -201,7 +228,20 @@ OTEL_USAGE_SPOOL_MAX_BYTES = "OTEL_USAGE_SPOOL_MAX_BYTES"
 .. envvar:: OTEL_USAGE_SPOOL_MAX_BYTES
 
 Most bytes of not-yet-delivered usage logs kept in one exporter's spool file; logs beyond it are dropped
-and counted as ``spool_full:<exporter>``. Default: ``67108864`` (64 MiB).
+and counted as ``spool_full:<exporter>``. Default: ``268435456`` (256 MiB).
+"""
+
+OTEL_USAGE_DURABILITY = "OTEL_USAGE_DURABILITY"
+"""
+.. envvar:: OTEL_USAGE_DURABILITY
+
+``memory``: usage logs wait for their exporter in memory and reach the spool only when they cannot be
+delivered or queued; a normal exit, ``shutdown()`` and exceptions lose nothing, a killed process (kill -9,
+the OOM killer) loses what was in memory. ``disk``: the OpenTelemetry Collector's persistent queue model:
+every usage log is written to the spool within 50 ms of the end of its unit of work (which is assembled
+within 50 ms) and exported from there, so a killed process loses at most its last 100 ms, the rest being
+delivered by the next run or ``otel-usage replay``; it costs a write and a read per log. Needs the spool.
+Default: ``memory``.
 """
 
 # --- Exporters: file -------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def delivery(attribute: str) -> Callable[[Path], Any]:
         try:
             value = getattr(processor, attribute)
             if attribute == "_spool":
-                return None if value is None else Path(value.path).parent.name
+                return None if value is None else Path(value.path).parent.parent.name  # <root>/<sink>/<name>.jsonl
             return value
         finally:
             processor.shutdown()
@@ -143,6 +143,7 @@ CASES = [
     Case(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, exit_timeout, "0", 0, "-1", 5000),
     Case(ev.OTEL_USAGE_DEBUG, debug, "true", True, "verbose", False),
     Case(ev.OTEL_USAGE_MAX_PENDING_LOGS, core("max_pending_logs"), "10", 10, "0", 4096),
+    Case(ev.OTEL_USAGE_MAX_QUEUED_SPANS, core("max_queued_spans"), "100", 100, "0", 65536),
     Case(ev.OTEL_USAGE_MAX_RECORDS_PER_LOG, core("max_records_per_log"), "5", 5, "many", 1000),
     Case(ev.OTEL_USAGE_MAX_LOG_AGE_MILLIS, core("max_log_age_millis"), "1000", 1000, "-5", 600_000),
     Case(ev.OTEL_USAGE_GRACE_MILLIS, core("grace_millis"), "0", 0, "-1", 2000),
@@ -157,12 +158,14 @@ CASES = [
     Case(ev.OTEL_USAGE_RECORD_UNSAMPLED, core("record_unsampled"), "off", False, "2", True),
     Case(ev.OTEL_USAGE_LOG_VERBOSITY, core("log_verbosity"), "10", 10, "loud", 30),
     Case(ev.OTEL_USAGE_LOG_BRIDGE, core("log_bridge"), "yes", True, "perhaps", False),
-    Case(ev.OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE, delivery("_max_queue_size"), "100", 100, "0", 2048),
+    Case(ev.OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE, delivery("_max_queue_size"), "100", 100, "0", 65536),
+    Case(ev.OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES, delivery("_max_queue_bytes"), "1000", 1000, "0", 16 << 20),
     Case(ev.OTEL_USAGE_EXPORT_BATCH_SIZE, delivery("_batch_size"), "10", 10, "-1", 512),
     Case(ev.OTEL_USAGE_EXPORT_DELAY_MILLIS, delivery("_delay"), "250", 0.25, "soon", 1.0),
     Case(ev.OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS, delivery("_max_retry"), "0", 0.0, "-1", 30.0),
-    Case(ev.OTEL_USAGE_SPOOL_DIR, delivery("_spool"), "{tmp}/spool", "spool", "{tmp}/afile/spool", None, RAISES),
-    Case(ev.OTEL_USAGE_SPOOL_MAX_BYTES, spool_max_bytes, "4096", 4096, "0", 64 * 1024 * 1024),
+    Case(ev.OTEL_USAGE_SPOOL_DIR, delivery("_spool"), "{tmp}/spool", "spool", "{tmp}/afile/spool", "spool", RAISES),
+    Case(ev.OTEL_USAGE_SPOOL_MAX_BYTES, spool_max_bytes, "4096", 4096, "0", 256 * 1024 * 1024),
+    Case(ev.OTEL_USAGE_DURABILITY, delivery("_durable"), "disk", True, "sometimes", False),
     Case(ev.OTEL_USAGE_FILE_PATH, file_exporter("path"), "{tmp}/logs/u.jsonl", "u.jsonl", "{tmp}/afile/u.jsonl",
          "usage.jsonl", RAISES),
     Case(ev.OTEL_USAGE_FILE_MAX_BYTES, file_exporter("_max_bytes"), "1000", 1000, "-1", 0),

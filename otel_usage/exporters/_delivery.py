@@ -6,52 +6,75 @@ another's logs::
     provider.add_log_record_processor(UsageBatchProcessor(FileUsageExporter()))
     provider.add_log_record_processor(UsageBatchProcessor(SqlUsageExporter(), spool_dir="/var/spool/app"))
 
+The spool is on by default: each sink has one in its own subdirectory of :func:`spool_root` (the
+per-user data directory, or :envvar:`OTEL_USAGE_SPOOL_DIR`; ``none`` turns it off), named after the
+exporter and a hash of its URL, path or endpoint (:func:`sink_key`), so the same sink finds the same spool
+in every process and every run. It is bounded by ``spool_max_bytes`` (256 MiB).
+
 What happens to a usage log (other log records are ignored):
 
-1. ``on_emit`` (the application's thread, O(1), never blocks, never raises) appends it to the queue. When
-   the queue is full the *new* log is the one refused: the queued ones are older and closer to delivery,
-   and a refused log costs no work. With a spool it goes to an overflow list of the same size instead,
-   which the worker writes to the spool at its next chance (between two export calls or while waiting to
-   retry): disk I/O never happens on the application's thread. What neither can hold is dropped and
-   counted as ``queue_full:<name>``.
+1. ``on_emit`` (O(1), never raises; it runs on the pipeline's assembler thread, or on whichever thread
+   emits) appends it to the queue, bounded by ``max_queue_size`` logs and ``max_queue_bytes`` (estimated
+   without serializing). When the queue is full the *new* log goes to an overflow list of the same bounds,
+   on its way to the spool: the assembler writes it there a batch at a time itself; on any other thread
+   (the application's) nothing touches the disk and the worker writes the list at its next chance
+   (between two export calls or while waiting to retry). Only with the spool off, or when the overflow
+   list is full on a thread that may not write, is a log dropped, counted as ``queue_full:<name>``.
 2. The worker (a daemon thread started on first use, started anew in a forked child, which drops the
    parent's queue) exports batches with OpenTelemetry instrumentation suppressed, so the exporter's own
    SQL or HTTP calls never become telemetry.
 3. A failed export (``FAILURE`` or an exception) is retried with capped exponential backoff and jitter,
    for at most ``max_retry_millis`` per batch. An exporter can ask for a given delay (HTTP 429/503
    ``Retry-After``): see :class:`SupportsRetryAfter`; no export is attempted before that delay is over.
-4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or without one dropped
-   and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the spool;
-   the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
+4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or with the spool off
+   dropped and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the
+   spool; the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
    ``max_retry_millis``, at most a minute) by sending the oldest spooled chunk, and after any successful
    export it drains the spool, oldest first, a chunk at a time between its regular batches. Logs spooled
    by another process, or by an earlier run, are drained the same way. Delivery order is therefore not
-   guaranteed across a spill: each usage log carries its own ``start``.
-5. :func:`replay` re-sends a spool explicitly, to any exporter.
+   guaranteed across a spill: each usage log carries its own ``start``. What the spool cannot take (full,
+   or not writable) is counted as ``spool_full:<name>`` / ``spool_failed:<name>``: a log is lost only
+   when both the memory bounds and the spool's disk budget are exhausted.
+5. :meth:`UsageBatchProcessor.force_flush` delivers the queue and drains the spool within its timeout;
+   :meth:`UsageBatchProcessor.shutdown` does the same within ``timeout_millis`` and then moves what is
+   left to the spool (counted as ``spooled:<name>``; with the spool off, or for the one batch inside an
+   export that does not return, counted as ``shutdown_timeout:<name>``). :func:`otel_usage._stats.summary`
+   gives the totals for an exit line.
+6. :func:`replay` re-sends a spool explicitly, to any exporter.
 
-Counters in :func:`otel_usage.stats`: ``exported:<name>``, ``spooled:<name>``, ``retried:<name>``;
-gauges ``export_queue_<name>`` (logs waiting in memory) and ``spool_bytes_<name>``; drops by reason
-``queue_full``, ``export_failed``, ``spool_full``, ``spool_failed``, ``spool_corrupt``,
-``after_shutdown`` and ``shutdown_timeout`` (``<reason>:<name>``).
+Durable mode (``durable=True`` or ``OTEL_USAGE_DURABILITY=disk``), the OpenTelemetry Collector's
+persistent queue model: the worker writes every queued log to the spool within 50 ms (the span processor
+assembles within 50 ms of a unit of work's end) and exports only from the spool, moving its delivered
+offset after each successful export. A process killed at any moment loses at most its last 100 ms; the
+rest is delivered by the next run or :func:`replay`. A crash between an export and the offset update
+re-sends that one chunk (the SQL exporter's writes are idempotent).
+
+Counters in :func:`otel_usage.stats`: ``exported:<name>``, ``spooled:<name>``, ``retried:<name>``,
+``persisted:<name>`` (durable mode); gauges ``export_queue_<name>`` (logs waiting in memory),
+``export_queue_bytes_<name>`` and ``spool_bytes_<name>``; drops by reason ``queue_full``,
+``export_failed``, ``spool_full``, ``spool_failed``, ``spool_corrupt``, ``after_shutdown`` and
+``shutdown_timeout`` (``<reason>:<name>``).
 
 When an exporter runs under the SDK's own ``BatchLogRecordProcessor`` (``OTEL_LOGS_EXPORTER=usage_file``)
 none of the above applies: that processor drops the oldest log when its queue is full (with its own
 warning, not in these counters) and discards a failed batch without looking at the result. The project's
 exporters then call :class:`ExportFailureFallback` themselves, so a batch they fail to write is spilled to
-:envvar:`OTEL_USAGE_SPOOL_DIR` (re-sent by :func:`replay`, not automatically) or counted as
-``export_failed:<name>`` — never lost silently; there is no retry. The SDK's configurator accepts this
-class as its ``export_log_record_processor`` to get the full behaviour.
+the spool (re-sent by :func:`replay`, not automatically) or counted as ``export_failed:<name>`` — never
+lost silently; there is no retry. The SDK's configurator accepts this class as its
+``export_log_record_processor`` to get the full behaviour.
 
 Environment variables (used when the argument is None; a bad value warns and keeps the default):
-``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE`` (2048), ``OTEL_USAGE_EXPORT_BATCH_SIZE`` (512),
-``OTEL_USAGE_EXPORT_DELAY_MILLIS`` (1000), ``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS`` (30000),
-``OTEL_USAGE_SPOOL_DIR`` (unset: no spool), ``OTEL_USAGE_SPOOL_MAX_BYTES`` (64 MiB).
+``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE`` (65536), ``OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES`` (16 MiB),
+``OTEL_USAGE_EXPORT_BATCH_SIZE`` (512), ``OTEL_USAGE_EXPORT_DELAY_MILLIS`` (1000),
+``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS`` (30000), ``OTEL_USAGE_SPOOL_DIR`` (the per-user data directory),
+``OTEL_USAGE_SPOOL_MAX_BYTES`` (256 MiB), ``OTEL_USAGE_DURABILITY`` (``memory``).
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import hashlib
 import logging
 import math
 import os
@@ -64,6 +87,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
+import platformdirs
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
@@ -71,8 +95,9 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_int, env_str
+from otel_usage._config import durability, env_int, env_str
 from otel_usage._errors import handle_internal_errors, internal_error
+from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
 from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
@@ -84,15 +109,25 @@ __all__ = [
     "default_name",
     "delivery_managed",
     "replay",
+    "sink_key",
+    "spool_root",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_QUEUE_SIZE = 2048
+DEFAULT_MAX_QUEUE_SIZE = 65_536
+DEFAULT_MAX_QUEUE_BYTES = 16 << 20
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_DELAY_MILLIS = 1000
 DEFAULT_MAX_RETRY_MILLIS = 30_000
-DEFAULT_SPOOL_MAX_BYTES = 64 << 20
+DEFAULT_SPOOL_MAX_BYTES = 256 << 20
+#: Values of OTEL_USAGE_SPOOL_DIR that turn the spool off.
+SPOOL_OFF = ("none", "off", "false", "0", "disabled")
+
+#: Rough bytes one queued usage log holds in memory: a fixed part plus one per call record (tracemalloc:
+#: 2.1 KB for a log of 1 record with 3 parameters, 4.6 KB for 6 records).
+_LOG_BYTES = 1400
+_RECORD_BYTES = 550
 
 _INITIAL_BACKOFF_SECONDS = 0.1
 _MAX_BACKOFF_SECONDS = 5.0
@@ -149,16 +184,77 @@ def _setting(arg: str, value: Any, env_name: str, default: int, minimum: int) ->
     return value
 
 
-def _open_spool(spool_dir: str | os.PathLike[str] | None, name: str, max_bytes: int) -> Spool | None:
-    source = "spool_dir"
-    if spool_dir is None:
-        spool_dir, source = env_str(ev.OTEL_USAGE_SPOOL_DIR, "") or None, ev.OTEL_USAGE_SPOOL_DIR
-    if spool_dir is None or not os.fspath(spool_dir):
+def spool_root() -> str | None:
+    """The directory under which every sink gets its spool, or None when the spool is turned off.
+
+    :envvar:`OTEL_USAGE_SPOOL_DIR` when set (``none`` turns the spool off); otherwise the per-user data
+    directory, ``platformdirs.user_data_dir("otel-usage")/spool`` (``~/.local/share/otel-usage/spool`` on
+    Linux). Each sink has its own subdirectory there (:func:`sink_key`).
+    """
+    raw = env_str(ev.OTEL_USAGE_SPOOL_DIR, "")
+    if raw.lower() in SPOOL_OFF:
         return None
+    return raw or os.path.join(platformdirs.user_data_dir("otel-usage", appauthor=False), "spool")
+
+
+def _identity(exporter: object) -> str | None:
+    """What tells one sink from another of the same kind: a URL, a path or an endpoint."""
+    for candidate in (exporter, getattr(exporter, "exporter", None), getattr(exporter, "_exporter", None)):
+        if candidate is None:
+            continue
+        for attr in ("url", "path", "endpoint", "_endpoint"):
+            value = getattr(candidate, attr, None)
+            if isinstance(value, str) and value:
+                return f"{type(candidate).__name__}:{value}"
+    return None
+
+
+def sink_key(name: str, exporter: object | None = None) -> str:
+    """The subdirectory of a sink's spool: ``<name>-<12 hex digits of its URL, path or endpoint>``.
+
+    The same sink gets the same directory in every process and every run (so a restarted application,
+    another worker process and ``otel-usage replay`` find it); two databases never share one.
+    """
+    identity = _identity(exporter) if exporter is not None else None
+    if identity is None:
+        return name
+    return f"{name}-{hashlib.sha256(identity.encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
+
+
+def _open_spool(
+    spool_dir: str | os.PathLike[str] | bool | None, name: str, max_bytes: int, exporter: object | None = None
+) -> Spool | None:
+    if spool_dir is False:
+        return None
+    if spool_dir is not None and spool_dir is not True:
+        if not os.fspath(spool_dir):
+            return None
+        directory, source = os.fspath(spool_dir), "spool_dir"
+    else:
+        root = spool_root()
+        if root is None:
+            return None
+        directory = os.path.join(root, sink_key(name, exporter))
+        source = ev.OTEL_USAGE_SPOOL_DIR if env_str(ev.OTEL_USAGE_SPOOL_DIR, "") else ""
     try:
-        return Spool.create(spool_dir, name, max_bytes)
+        return Spool.create(directory, name, max_bytes)
     except OSError as exc:
-        raise ValueError(f"{source}={os.fspath(spool_dir)!r} cannot be used as a spool directory: {exc}") from exc
+        if not source:  # the default per-user directory: run without a spool rather than not at all
+            logger.warning(
+                "otel_usage: no spool for %s (%s cannot be used: %s); set %s to a writable directory",
+                name,
+                directory,
+                exc,
+                ev.OTEL_USAGE_SPOOL_DIR,
+            )
+            return None
+        raise ValueError(f"{source}={directory!r} cannot be used as a spool directory: {exc}") from exc
+
+
+def _log_bytes(body: Any) -> int:
+    """The estimate of a queued log's memory that the queue's byte budget counts (no serialization)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    return _LOG_BYTES + _RECORD_BYTES * (len(data) if isinstance(data, list) else 0)
 
 
 class _RateLimitedWarning:
@@ -177,16 +273,31 @@ class _RateLimitedWarning:
 _warn = _RateLimitedWarning()
 
 
+_SHARED_COPY = "_otel_usage_readable"
+_EMPTY_CONTEXT = Context()
+
+
 def _readable(record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogRecord:
-    """This processor's own copy of the record (the body itself is shared and read-only)."""
-    api_record = copy.copy(record.log_record)
-    api_record.context = Context()  # do not keep the emitter's spans and baggage alive
-    return ReadableLogRecord(
+    """The delivery processors' copy of the record, made once and shared (the body is shared, read-only).
+
+    The SDK hands every processor the same object; the first ``UsageBatchProcessor`` makes the copy and
+    leaves it on the record for the others.
+    """
+    shared = record.__dict__.get(_SHARED_COPY)
+    if shared is not None:
+        return shared  # type: ignore[no-any-return]
+    source = record.log_record
+    api_record = object.__new__(type(source))  # a shallow copy (copy.copy's generic path costs 3x more)
+    api_record.__dict__.update(source.__dict__)
+    api_record.context = _EMPTY_CONTEXT  # do not keep the emitter's spans and baggage alive
+    readable = ReadableLogRecord(
         log_record=api_record,
         resource=record.resource if record.resource is not None else Resource.get_empty(),
         instrumentation_scope=record.instrumentation_scope,
         limits=record.limits,
     )
+    record.__dict__[_SHARED_COPY] = readable
+    return readable
 
 
 def _with_copied_body(record: ReadableLogRecord) -> ReadableLogRecord:
@@ -250,15 +361,22 @@ class UsageBatchProcessor(LogRecordProcessor):
         exporter: where the logs go.
         name: the exporter's name in counters and the spool file name (letters, digits, ``_.-``);
             default from the exporter's class (:func:`default_name`).
-        max_queue_size: logs waiting in memory (``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE``, 2048).
+        max_queue_size: most logs waiting in memory (``OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE``, 65536).
+        max_queue_bytes: most (estimated) bytes of logs waiting in memory
+            (``OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES``, 32 MiB); the overflow list beyond the queue, on its way
+            to the spool, has the same bounds.
         max_export_batch_size: logs per export call, at most the queue size
             (``OTEL_USAGE_EXPORT_BATCH_SIZE``, 512).
         schedule_delay_millis: longest wait of a log before its batch leaves
             (``OTEL_USAGE_EXPORT_DELAY_MILLIS``, 1000).
         max_retry_millis: retry budget of one batch, 0 for a single attempt
             (``OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS``, 30000).
-        spool_dir: where undeliverable logs are kept and re-sent from (``OTEL_USAGE_SPOOL_DIR``, none).
-        spool_max_bytes: bound of this exporter's spool (``OTEL_USAGE_SPOOL_MAX_BYTES``, 64 MiB).
+        spool_dir: the directory of this exporter's spool (undeliverable and overflowing logs are kept
+            there and re-sent from it); default a subdirectory per sink of :func:`spool_root`
+            (``OTEL_USAGE_SPOOL_DIR``, else the per-user data directory); False: no spool.
+        spool_max_bytes: bound of this exporter's spool (``OTEL_USAGE_SPOOL_MAX_BYTES``, 256 MiB).
+        durable: write every log to the spool within 50 ms of its emission and export it from there, so
+            that a killed process loses at most its last 100 ms (``OTEL_USAGE_DURABILITY=disk``).
         copy_body: give the exporter a deep copy of each body (made on the worker thread), for an
             exporter that modifies what it receives; otherwise bodies are shared, read-only.
 
@@ -275,9 +393,11 @@ class UsageBatchProcessor(LogRecordProcessor):
         max_export_batch_size: int | None = None,
         schedule_delay_millis: int | None = None,
         max_retry_millis: int | None = None,
-        spool_dir: str | os.PathLike[str] | None = None,
+        spool_dir: str | os.PathLike[str] | bool | None = None,
         spool_max_bytes: int | None = None,
         copy_body: bool = False,
+        max_queue_bytes: int | None = None,
+        durable: bool | None = None,
     ) -> None:
         if name is None:
             name = default_name(exporter)
@@ -288,6 +408,9 @@ class UsageBatchProcessor(LogRecordProcessor):
         self._copy_body = bool(copy_body)
         self._max_queue_size = _setting(
             "max_queue_size", max_queue_size, ev.OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE, DEFAULT_MAX_QUEUE_SIZE, 1
+        )
+        self._max_queue_bytes = _setting(
+            "max_queue_bytes", max_queue_bytes, ev.OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_BYTES, 1
         )
         batch_size = _setting(
             "max_export_batch_size", max_export_batch_size, ev.OTEL_USAGE_EXPORT_BATCH_SIZE, DEFAULT_BATCH_SIZE, 1
@@ -318,7 +441,10 @@ class UsageBatchProcessor(LogRecordProcessor):
         spool_bytes = _setting(
             "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
         )
-        self._spool = _open_spool(spool_dir, name, spool_bytes)
+        self._spool = _open_spool(spool_dir, name, spool_bytes, exporter)
+        self._durable = durability() == "disk" if durable is None else bool(durable)
+        if self._durable and self._spool is None:
+            raise ValueError(f"{name}: durable delivery (OTEL_USAGE_DURABILITY=disk) needs a spool, and it is off")
         self._max_probe = max(self._delay, min(_MAX_PROBE_SECONDS, self._max_retry))
 
         self._queue: collections.deque[ReadableLogRecord] = collections.deque()
@@ -332,6 +458,7 @@ class UsageBatchProcessor(LogRecordProcessor):
         self._init_threading()
 
         _stats.register_gauge("export_queue", self, lambda p: {p.name: len(p._queue) + len(p._overflow)})
+        _stats.register_gauge("export_queue_bytes", self, lambda p: {p.name: p._queue_bytes + p._overflow_bytes})
         if self._spool is not None:
             _stats.register_gauge("spool_bytes", self, UsageBatchProcessor._spool_gauge)
         if hasattr(os, "register_at_fork"):
@@ -356,6 +483,8 @@ class UsageBatchProcessor(LogRecordProcessor):
         self._worker: threading.Thread | None = None
         self._queue.clear()
         self._overflow.clear()
+        self._queue_bytes = 0
+        self._overflow_bytes = 0
         self._accepted = 0
         self._settled = 0
         self._failed = 0
@@ -372,33 +501,60 @@ class UsageBatchProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a usage log for the worker (O(1); never blocks, never raises); ignore other records."""
-        with handle_internal_errors("UsageBatchProcessor.on_emit"):
-            if not is_usage_log_record(log_record):
-                return
-            if self._pid != os.getpid():
-                self._init_threading()
-            if self._shutdown:
-                _stats.count_drop(f"after_shutdown:{self.name}")
-                return
-            record = _readable(log_record)
-            queued = overflow = False
-            with self._cond:
-                if len(self._queue) < self._max_queue_size:
-                    self._queue.append(record)
-                    queued = True
-                elif self._spool is not None and len(self._overflow) < self._max_queue_size:
+        try:
+            self._on_emit(log_record)
+        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+            internal_error(exc, "UsageBatchProcessor.on_emit")
+
+    def _on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        if not is_usage_log_record(log_record):
+            return
+        if self._pid != os.getpid():
+            self._init_threading()
+        if self._shutdown:
+            _stats.count_drop(f"after_shutdown:{self.name}")
+            return
+        record = _readable(log_record)
+        size = _log_bytes(record.log_record.body)
+        queued = overflow = False
+        spill: list[ReadableLogRecord] = []
+        with self._cond:
+            if len(self._queue) < self._max_queue_size and (
+                self._queue_bytes + size <= self._max_queue_bytes or not self._queue
+            ):
+                self._queue.append(record)
+                self._queue_bytes += size
+                queued = True
+            elif self._spool is not None:
+                on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
+                room = len(self._overflow) < (self._batch_size if on_worker else self._max_queue_size) and (
+                    self._overflow_bytes + size <= self._max_queue_bytes or not self._overflow
+                )
+                if not room and on_worker:
+                    spill = list(self._overflow)
+                    self._overflow.clear()
+                    self._overflow_bytes = 0
+                    room = True
+                if room:
                     self._overflow.append(record)
+                    self._overflow_bytes += size
                     overflow = True
-                if queued or overflow:
-                    self._accepted += 1
-                full_batch = len(self._queue) >= self._batch_size
-            if not (queued or overflow):
-                _stats.count_drop(f"queue_full:{self.name}", detail=f"max_queue_size={self._max_queue_size}")
-                return
-            if (overflow or full_batch) and not self._wake.is_set():
-                self._wake.set()
-            if self._worker is None:
-                self._start_worker()
+            if queued or overflow:
+                self._accepted += 1
+            full_batch = len(self._queue) >= self._batch_size
+        if spill:
+            self._lose(spill, "queue full")
+        if not (queued or overflow):
+            _stats.count_drop(
+                f"queue_full:{self.name}",
+                detail=f"max_queue_size={self._max_queue_size}, max_queue_bytes={self._max_queue_bytes}"
+                + ("" if self._spool is not None else ", no spool"),
+            )
+            return
+        if (overflow or full_batch) and not self._wake.is_set():
+            self._wake.set()
+        if self._worker is None:
+            self._start_worker()
 
     def _start_worker(self) -> None:
         with self._start_lock:
@@ -412,25 +568,50 @@ class UsageBatchProcessor(LogRecordProcessor):
             self._worker = thread
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export what is queued now; True when all of it was delivered within ``timeout_millis``.
+        """Deliver what is queued, and what is spooled, now; True when all of it got through in time.
 
-        A log spilled to the spool or dropped on the way makes it False; so does the timeout (the
-        export goes on in the background).
+        A log spilled to the spool counts as delivered once the spool is drained within the timeout; a
+        log dropped on the way, a sink still down, or the timeout make it False (the export goes on in
+        the background).
         """
         deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
         if self._pid != os.getpid():
             self._init_threading()
         with self._cond:
             target, failed = self._accepted, self._failed
-            if self._settled >= target:
-                return True
-            self._urgent = True
-        self._wake.set()
-        if self._worker is None:
-            self._start_worker()
-        with self._cond:
-            done = self._cond.wait_for(lambda: self._settled >= target, max(0.0, deadline - time.monotonic()))
-            return done and self._failed == failed
+            settled = self._settled >= target
+            if not settled:
+                self._urgent = True
+        if not settled:
+            self._wake.set()
+            if self._worker is None:
+                self._start_worker()
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._settled >= target, max(0.0, deadline - time.monotonic())):
+                    return False
+                if self._spool is None:
+                    return self._failed == failed
+        return self._wait_for_spool(deadline)
+
+    def _wait_for_spool(self, deadline: float) -> bool:
+        """Let the worker drain the spool; True when it is empty before ``deadline``."""
+        spool = self._spool
+        if spool is None:
+            return True
+        while True:
+            try:
+                if spool.pending_bytes() == 0:
+                    return True
+            except OSError:
+                return False
+            if time.monotonic() >= deadline or self._shutdown:
+                return False
+            if self._down and self._not_before >= deadline:  # the sink is down until after the deadline
+                return False
+            if self._worker is None:
+                self._start_worker()
+            self._wake.set()
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         """Deliver what is queued (within ``timeout_millis``), stop the worker, shut the exporter down.
@@ -476,6 +657,7 @@ class UsageBatchProcessor(LogRecordProcessor):
             left = list(self._queue) + list(self._overflow)
             self._queue.clear()
             self._overflow.clear()
+            self._queue_bytes = self._overflow_bytes = 0
             inflight = self._inflight
         self._lose(left, "shutdown timed out", reason="shutdown_timeout")
         _stats.count_drop(f"shutdown_timeout:{self.name}", inflight, detail="in an export still running at shutdown")
@@ -496,6 +678,7 @@ class UsageBatchProcessor(LogRecordProcessor):
                     self._work(final=False)
                 except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
                     internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
+                _stats.flush_warnings()
             with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
                 self._work(final=True)
         finally:
@@ -503,22 +686,56 @@ class UsageBatchProcessor(LogRecordProcessor):
             detach(token)
 
     def _wait_seconds(self) -> float:
+        delay = min(self._delay, DURABLE_DELAY_SECONDS) if self._durable else self._delay
         if self._spool is not None and self._down:
-            return max(0.0, min(self._delay, self._not_before - time.monotonic()))
-        return self._delay
+            return max(0.0, min(delay, self._not_before - time.monotonic()))
+        return delay
 
     def _work(self, final: bool) -> None:
-        """Export the queue in batches, then drain the spool a chunk at a time between them."""
+        """Export the queue in batches, then drain the spool a chunk at a time between them.
+
+        In durable mode the queue is first written to the spool, and everything is exported from there.
+        The final pass (shutdown) drains the spool too while the shutdown deadline leaves time.
+        """
         first = True
         while True:
             self._spill_overflow()
+            if self._durable:
+                rest = self._persist()
+                if rest:  # the spool is full or broken: deliver these from memory, as without durable mode
+                    self._inflight = len(rest)
+                    self._handle(rest)
+                if not self._drain_step():
+                    return
+                continue
             batch = self._take(force=first or final)
             first = False
             if batch:
                 self._handle(batch)
                 continue
-            if final or not self._drain_step():
+            if not self._drain_step():
                 return
+
+    def _persist(self) -> list[ReadableLogRecord]:
+        """Durable mode: move everything queued to the spool; returns what the spool could not take."""
+        spool = self._spool
+        if spool is None:
+            return []
+        with self._cond:
+            records = list(self._overflow) + list(self._queue)
+            self._queue.clear()
+            self._overflow.clear()
+            self._queue_bytes = self._overflow_bytes = 0
+        if not records:
+            return []
+        try:
+            stored = spool.append([encode_record(r) for r in records], fsync=False)
+        except OSError as exc:
+            logger.debug("durable spool of %s cannot be written: %s", self.name, exc)
+            stored = 0
+        _stats.count(f"persisted:{self.name}", stored)
+        self._settle(stored, 0)
+        return records[stored:]
 
     def _take(self, force: bool) -> list[ReadableLogRecord]:
         with self._cond:
@@ -529,6 +746,9 @@ class UsageBatchProcessor(LogRecordProcessor):
             if not (force or self._urgent or size >= self._batch_size):
                 return []
             batch = [self._queue.popleft() for _ in range(min(size, self._batch_size))]
+            self._queue_bytes = max(0, self._queue_bytes - sum(_log_bytes(r.log_record.body) for r in batch))
+            if not self._queue:
+                self._queue_bytes = 0
             self._inflight = len(batch)
             return batch
 
@@ -629,12 +849,14 @@ class UsageBatchProcessor(LogRecordProcessor):
         with self._cond:
             records = list(self._overflow)
             self._overflow.clear()
+            self._overflow_bytes = 0
         self._lose(records, "queue full")
 
     def _drain_step(self) -> bool:
         """Send the spool's oldest chunk once; True when something was delivered (go on draining)."""
         spool = self._spool
-        if spool is None or self._stopping or time.monotonic() < self._not_before:
+        now = time.monotonic()
+        if spool is None or now < self._not_before or now >= self._deadline:
             return False
         with spool.draining() as drainer:
             if drainer is None:
@@ -675,11 +897,13 @@ def _spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error:
         _stats.count(f"spooled:{name}", stored)
         _warn(
             f"spooled:{name}",
-            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s, re-sent when it recovers",
+            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it "
+            "recovers",
             stored,
             name,
             error,
             spool.path,
+            _stats.counter(f"spooled:{name}"),
         )
     _stats.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
 
@@ -690,21 +914,26 @@ class ExportFailureFallback:
     The SDK's ``BatchLogRecordProcessor`` (and ``SimpleLogRecordProcessor``) discard a failed batch
     without a trace. An exporter calls this object with such a batch: under a ``UsageBatchProcessor`` or
     :func:`replay` it does nothing (they retry, spill or count); otherwise the usage logs are spilled to
-    the spool directory (``spool_dir`` or ``OTEL_USAGE_SPOOL_DIR``; re-sent by :func:`replay`) or counted
-    as ``export_failed:<name>``.
+    the spool (``spool_dir``, else the sink's subdirectory of :func:`spool_root`; re-sent by
+    :func:`replay`) or, with the spool off, counted as ``export_failed:<name>``. Pass ``exporter`` to get
+    the same per-sink subdirectory as a ``UsageBatchProcessor`` of that exporter (else ``<root>/<name>``).
 
     Raises:
         ValueError: the spool directory cannot be written.
     """
 
     def __init__(
-        self, name: str, spool_dir: str | os.PathLike[str] | None = None, spool_max_bytes: int | None = None
+        self,
+        name: str,
+        spool_dir: str | os.PathLike[str] | bool | None = None,
+        spool_max_bytes: int | None = None,
+        exporter: object | None = None,
     ) -> None:
         self.name = name
         max_bytes = _setting(
             "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
         )
-        self._spool = _open_spool(spool_dir, name, max_bytes)
+        self._spool = _open_spool(spool_dir, name, max_bytes, exporter)
 
     def __call__(self, batch: Sequence[ReadableLogRecord], error: str) -> None:
         if _managed.get():

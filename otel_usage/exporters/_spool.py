@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -112,8 +113,8 @@ def _jsonable_attributes(attributes: Any) -> dict[str, Any] | None:
     return {str(k): list(v) if isinstance(v, tuple) else v for k, v in dict(attributes).items()}
 
 
-def encode_record(record: ReadableLogRecord) -> str:
-    """One spool line (without its newline) for ``record``; never raises on odd values (``repr``)."""
+def encode_record(record: ReadableLogRecord) -> bytes:
+    """One spool line (UTF-8, without its newline) for ``record``; never raises on odd values (``repr``)."""
     lr = record.log_record
     scope = record.instrumentation_scope
     entry: dict[str, Any] = {
@@ -139,7 +140,10 @@ def encode_record(record: ReadableLogRecord) -> str:
             "attributes": _jsonable_attributes(scope.attributes),
         },
     }
-    return json.dumps(entry, separators=(",", ":"), default=repr)
+    try:
+        return orjson.dumps(entry)  # 5-10x faster than json; refuses what JSON cannot say exactly
+    except (TypeError, ValueError):  # non-string keys, integers beyond 64 bits, cycles: the lenient way
+        return json.dumps(entry, separators=(",", ":"), default=repr).encode("utf-8", "backslashreplace")
 
 
 def decode_record(line: str | bytes) -> ReadableLogRecord:
@@ -148,7 +152,7 @@ def decode_record(line: str | bytes) -> ReadableLogRecord:
     Raises:
         ValueError: the line is not a spool entry.
     """
-    entry = json.loads(line)
+    entry = orjson.loads(line)
     if not isinstance(entry, dict) or entry.get("v") != SPOOL_VERSION:
         raise ValueError("not a spool entry of version 1")
     context = Context()
@@ -171,16 +175,39 @@ def decode_record(line: str | bytes) -> ReadableLogRecord:
         attributes=entry.get("attributes"),
         event_name=entry.get("event_name"),
     )
-    scope = entry.get("scope")
     return ReadableLogRecord(
         log_record=log_record,
-        resource=Resource(entry.get("resource") or {}, entry.get("resource_schema_url") or None),
-        instrumentation_scope=None
-        if not scope
-        else InstrumentationScope(
-            scope["name"], scope.get("version"), scope.get("schema_url"), scope.get("attributes")
-        ),
+        resource=_resource(entry.get("resource") or {}, entry.get("resource_schema_url") or None),
+        instrumentation_scope=_scope(entry.get("scope")),
     )
+
+
+_resources: dict[str, Resource] = {}
+_scopes: dict[str, InstrumentationScope | None] = {}
+
+
+def _resource(attributes: dict[str, Any], schema_url: str | None) -> Resource:
+    """The same few resources come back on every line: build each once (a bounded cache)."""
+    key = repr((attributes, schema_url))
+    resource = _resources.get(key)
+    if resource is None:
+        if len(_resources) > 64:
+            _resources.clear()
+        resource = _resources[key] = Resource(attributes, schema_url)
+    return resource
+
+
+def _scope(scope: Any) -> InstrumentationScope | None:
+    if not scope:
+        return None
+    key = repr(scope)
+    if key not in _scopes:
+        if len(_scopes) > 64:
+            _scopes.clear()
+        _scopes[key] = InstrumentationScope(
+            scope["name"], scope.get("version"), scope.get("schema_url"), scope.get("attributes")
+        )
+    return _scopes[key]
 
 
 # --- the spool file --------------------------------------------------------------------------------
@@ -259,8 +286,11 @@ class Spool:
             size, inode = self._stat()
             return size - self._read_offset(fd, size, inode)
 
-    def append(self, lines: Sequence[str]) -> int:
+    def append(self, lines: Sequence[str | bytes], fsync: bool = True) -> int:
         """Append entries (one line each, no newline); returns how many fit under ``max_bytes``.
+
+        With ``fsync`` the lines are on the disk when it returns; without, in the operating system's
+        cache (they survive the process being killed, not a power loss).
 
         Raises:
             OSError: the spool cannot be written (nothing of this call was kept).
@@ -274,7 +304,7 @@ class Spool:
             parts: list[bytes] = []
             used = 0
             for line in lines:
-                data = line.encode("utf-8", "backslashreplace") + b"\n"
+                data = (line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")) + b"\n"
                 if used + len(data) > room:
                     break
                 parts.append(data)
@@ -286,7 +316,8 @@ class Spool:
                 before = os.fstat(fd).st_size
                 try:
                     write_all(fd, b"".join(parts))
-                    os.fsync(fd)
+                    if fsync:
+                        os.fsync(fd)
                 except OSError:
                     os.ftruncate(fd, before)
                     raise
@@ -369,10 +400,22 @@ class Drainer:
 
 
 def spool_files(path: str | os.PathLike[str]) -> list[str]:
-    """The spool files at ``path``: the file itself, or every ``*.jsonl`` in a directory (sorted)."""
+    """The spool files at ``path``: the file itself, or every ``*.jsonl`` in a directory and in its
+    subdirectories one level down (the spool root holds one subdirectory per sink), sorted."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        return sorted(
-            os.path.join(path, n) for n in os.listdir(path) if n.endswith(SPOOL_SUFFIX) and not n.startswith(".")
-        )
-    return [path]
+    if not os.path.isdir(path):
+        return [path]
+    found: list[str] = []
+    for entry in sorted(os.listdir(path)):
+        if entry.startswith("."):
+            continue
+        full = os.path.join(path, entry)
+        if entry.endswith(SPOOL_SUFFIX) and os.path.isfile(full):
+            found.append(full)
+        elif os.path.isdir(full):
+            found.extend(
+                os.path.join(full, n)
+                for n in sorted(os.listdir(full))
+                if n.endswith(SPOOL_SUFFIX) and not n.startswith(".") and os.path.isfile(os.path.join(full, n))
+            )
+    return found

@@ -169,10 +169,10 @@ def test_other_log_records_never_reach_the_exporter(pipeline: Pipeline) -> None:
     assert numbers(exporter.logs) == [1]
 
 
-def test_full_queue_refuses_the_newest_and_counts_it(pipeline: Pipeline) -> None:
-    """With the worker stuck, logs beyond max_queue_size are dropped, counted and visible in stats()."""
+def test_without_a_spool_a_full_queue_refuses_the_newest_and_counts_it(pipeline: Pipeline) -> None:
+    """Spool off, worker stuck: logs beyond max_queue_size are dropped, counted and visible in stats()."""
     exporter = RecordingExporter(gate=threading.Event())
-    processor = pipeline.add(exporter, name="stuck", max_queue_size=4, max_export_batch_size=1)
+    processor = pipeline.add(exporter, name="stuck", max_queue_size=4, max_export_batch_size=1, spool_dir=False)
     pipeline.emit(0)
     wait_until(exporter.entered.is_set, what="worker inside export")
     pipeline.emit(1, 8)
@@ -286,7 +286,7 @@ def test_retry_after_beyond_the_budget_spools_and_waits_before_the_next_try(pipe
     exporter = RecordingExporter(fail_times=1, retry_after_ms=500)
     processor = pipeline.add(exporter, name="later", max_retry_millis=100, spool_dir=tmp_path)
     pipeline.emit(0)
-    assert processor.force_flush(5000) is False
+    assert processor.force_flush(200) is False  # spooled, and not re-sent before the delay is over
     assert stats()["spooled:later"] == 1
     wait_until(lambda: len(exporter.logs) == 1, what="spooled log re-sent")
     first, second = exporter.attempts
@@ -322,7 +322,7 @@ def test_exhausted_retries_spill_then_resend_exactly_once_when_the_sink_recovers
 def test_without_a_spool_undeliverable_logs_are_counted(pipeline: Pipeline) -> None:
     """With no spool, a batch that fails past its retry budget is dropped and counted as export_failed."""
     exporter = RecordingExporter(up=False)
-    processor = pipeline.add(exporter, name="nospool", max_retry_millis=30)
+    processor = pipeline.add(exporter, name="nospool", max_retry_millis=30, spool_dir=False)
     pipeline.emit(0, 3)
     assert processor.force_flush(5000) is False
     assert stats()["dropped"]["export_failed:nospool"] == 3
@@ -539,17 +539,28 @@ def test_shutdown_delivers_the_queue_and_is_idempotent(pipeline: Pipeline) -> No
     assert processor.force_flush(100) is True
 
 
-def test_shutdown_honours_its_timeout_and_counts_what_is_left(pipeline: Pipeline) -> None:
-    """With the exporter hanging, shutdown returns after its timeout and counts the logs it could not send."""
+@pytest.mark.parametrize("spool", [False, True])
+def test_shutdown_honours_its_timeout_and_spools_or_counts_what_is_left(
+    pipeline: Pipeline, tmp_path: Path, spool: bool
+) -> None:
+    """With the exporter hanging, shutdown returns after its timeout; the queued logs go to the spool (or,
+    spool off, are counted as shutdown_timeout) and the one inside the hung export is counted."""
     exporter = RecordingExporter(gate=threading.Event())
-    processor = pipeline.add(exporter, name="hung", max_export_batch_size=1)
+    processor = pipeline.add(
+        exporter, name="hung", max_export_batch_size=1, spool_dir=tmp_path / "spool" if spool else False
+    )
     pipeline.emit(0)
     wait_until(exporter.entered.is_set, what="worker inside export")
     pipeline.emit(1, 3)
     started = time.monotonic()
     processor.shutdown(timeout_millis=200)
     assert time.monotonic() - started < 3.0
-    assert stats()["dropped"]["shutdown_timeout:hung"] == 3
+    if spool:
+        assert sorted(pending(tmp_path / "spool", "hung")) == [1, 2]
+        assert stats()["spooled:hung"] == 2
+        assert stats()["dropped"] == {"shutdown_timeout:hung": 1}
+    else:
+        assert stats()["dropped"]["shutdown_timeout:hung"] == 3
 
 
 def test_shutdown_works_from_an_atexit_handler(tmp_path: Path) -> None:
@@ -677,7 +688,7 @@ def test_environment_configures_the_processor(
     assert exporter.gate is not None
     exporter.gate.set()
     processor.shutdown()
-    assert sorted(pending(tmp_path / "spool", "env")) == [0, 1, 2, 3]
+    assert sorted(pending(tmp_path / "spool" / "env", "env")) == [0, 1, 2, 3]  # a subdirectory per sink
     assert stats()["dropped_total"] == 0
     assert "retried:env" not in stats()  # max_retry_millis=0: a single attempt per batch
 

@@ -385,8 +385,11 @@ def test_formatter_seam(tmp_path: Path) -> None:
     assert stats()["unserializable:file"] == 1
 
 
-def test_shutdown_twice_and_export_after_shutdown_fails_visibly(tmp_path: Path) -> None:
+def test_shutdown_twice_and_export_after_shutdown_fails_visibly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """shutdown is idempotent; a later export returns FAILURE and (outside a UsageBatchProcessor) is counted."""
+    monkeypatch.setenv(ev.OTEL_USAGE_SPOOL_DIR, "none")
     exporter = FileUsageExporter(tmp_path / "usage.jsonl")
     exporter.shutdown()
     exporter.shutdown()
@@ -425,8 +428,9 @@ def test_stock_batch_processor_writes_usage_logs(tmp_path: Path) -> None:
     assert [json.loads(line) for line in all_lines(path)] == [make_log(0), make_log(1)]
 
 
-def test_stock_batch_processor_failed_write_is_counted(tmp_path: Path) -> None:
+def test_stock_batch_processor_failed_write_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The SDK's processor ignores FAILURE, so without a spool the exporter counts the lost logs itself."""
+    monkeypatch.setenv(ev.OTEL_USAGE_SPOOL_DIR, "none")
     path = tmp_path / "usage.jsonl"
     provider, logger = _stock_pipeline(FileUsageExporter(path))
     _break_path(path)
