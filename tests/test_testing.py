@@ -148,7 +148,8 @@ with capture_usage() as usage:
 otel_usage.configure(exporters=["file"], service_name="shop", level="INFO")
 work(2)
 otel_usage.shutdown()
-print(json.dumps([[log["service"], log["data"][0]["params"]["n"]] for log in map(json.loads, open(os.environ["OTEL_USAGE_FILE_PATH"]))]))
+logs = map(json.loads, open(os.environ["OTEL_USAGE_FILE_PATH"]))
+print(json.dumps([[log["service"], log["data"][0]["params"]["n"]] for log in logs]))
 """
     proc = run(code, env={"OTEL_USAGE_FILE_PATH": str(tmp_path / "u.jsonl")})
     assert proc.returncode == 0, proc.stderr
