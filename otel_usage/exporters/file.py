@@ -179,7 +179,7 @@ class FileUsageExporter(LogRecordExporter):
         self._ident: tuple[int, int] | None = None
         self._closed = False
         self._open_or_fail(source)
-        self._fallback = ExportFailureFallback(self._name)
+        self._fallback = ExportFailureFallback(self._name, exporter=self)
 
     def _open_or_fail(self, source: str) -> None:
         where = f"{source}={self.path!r}"

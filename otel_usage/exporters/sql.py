@@ -220,7 +220,7 @@ class SqlUsageExporter(LogRecordExporter):
         )
         # one shared connection for an in-memory database: one user at a time
         self._memory_lock = threading.RLock() if self._memory else None
-        self._fallback = ExportFailureFallback(default_name(self))
+        self._fallback = ExportFailureFallback(default_name(self), exporter=self)
         _live.add(self)
 
     # --- public API -----------------------------------------------------------------------------------
