@@ -16,6 +16,8 @@ from __future__ import annotations
 import atexit
 import inspect
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -216,7 +218,6 @@ def _resolve_sampler(sampler: Sampler | None, settings: CoreSettings) -> Sampler
         return sampler
     if sampler is not None:
         return LevelSampler(sampler, record_unsampled=settings.record_unsampled)
-    import os
 
     name = (os.environ.get("OTEL_TRACES_SAMPLER") or "").strip().lower()
     arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG")
@@ -329,7 +330,7 @@ def configure(
     Raises:
         ValueError: an invalid argument, or an unknown exporter name.
     """
-    global _pipeline, _atexit_registered
+    global _pipeline
     with _lock:
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         core = CoreSettings.from_env(**settings)
@@ -358,9 +359,7 @@ def configure(
                 pipeline.add_exporter(exporter)
         for processor in processors or ():
             pipeline.add_processor(processor)
-        if not _atexit_registered:
-            atexit.register(_at_exit)
-            _atexit_registered = True
+        _register_exit_flush()
         return pipeline
 
 
@@ -417,6 +416,46 @@ def shutdown(timeout_millis: int = 30000) -> None:
         _pipeline = None
     if pipeline is not None:
         pipeline.shutdown(timeout_millis)
+
+
+def _register_exit_flush() -> None:
+    """Flush the pipeline when the process ends: ``atexit``, and in ``multiprocessing`` children too."""
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        os.register_at_fork(before=_prepare_multiprocessing_child)
+        _atexit_registered = True
+
+
+_exit_hook_pid = 0
+_prepared_pid = 0
+
+
+def _prepare_multiprocessing_child() -> None:
+    """Before a fork: if ``multiprocessing`` is in use, have its child register the exit flush (below).
+
+    Done at fork time, not at import: importing ``multiprocessing`` costs an application 15 ms.
+    """
+    global _prepared_pid
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _prepared_pid == os.getpid():
+        return
+    _prepared_pid = os.getpid()
+    util.register_after_fork(_flush_at_multiprocessing_exit, _flush_at_multiprocessing_exit)
+
+
+def _flush_at_multiprocessing_exit(_: object) -> None:
+    """In a ``multiprocessing`` child, run the pipeline's exit flush when the child ends.
+
+    Such a child ends with ``os._exit`` after its target returns: ``atexit`` handlers never run there, only
+    ``multiprocessing.util`` finalizers (registered after the fork: the child clears the parent's), so one
+    is registered, once per process, that runs the same exit flush as ``atexit`` in a normal process.
+    """
+    global _exit_hook_pid
+    if _exit_hook_pid == os.getpid():
+        return
+    _exit_hook_pid = os.getpid()
+    sys.modules["multiprocessing.util"].Finalize(None, _at_exit, exitpriority=100)
 
 
 def exit_timeout_millis() -> int:
@@ -521,13 +560,11 @@ def install_pipeline(pipeline: UsagePipeline) -> None:
     Raises:
         ValueError: a pipeline is installed already.
     """
-    global _pipeline, _atexit_registered
+    global _pipeline
     with _lock:
         if _pipeline is not None:
             raise ValueError("an otel_usage pipeline is configured already")
         apply_settings(pipeline.settings)
         _pipeline = pipeline
         RUNTIME.changed()
-        if not _atexit_registered:
-            atexit.register(_at_exit)
-            _atexit_registered = True
+        _register_exit_flush()

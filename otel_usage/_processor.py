@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import sys
 import threading
 import time
 import weakref
@@ -267,7 +266,7 @@ class UsageSpanProcessor(SpanProcessor):
             if obj is not None:
                 obj._reset_after_fork()
 
-        os.register_at_fork(before=_prepare_multiprocessing_child, after_in_child=after_fork)
+        os.register_at_fork(after_in_child=after_fork)
 
     # --- settings --------------------------------------------------------------------------
 
@@ -646,48 +645,6 @@ class UsageSpanProcessor(SpanProcessor):
             self._live.clear()
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "UsageSpanProcessor.shutdown")
-
-
-_exit_hook_pid = 0
-_prepared_pid = 0
-
-
-def _prepare_multiprocessing_child() -> None:
-    """Before a fork: if ``multiprocessing`` is in use, have its child register the exit flush (below).
-
-    Done at fork time, not at import: importing ``multiprocessing`` costs an application 15 ms.
-    """
-    global _prepared_pid
-    util = sys.modules.get("multiprocessing.util")
-    if util is None or _prepared_pid == os.getpid():
-        return
-    _prepared_pid = os.getpid()
-    util.register_after_fork(_flush_at_multiprocessing_exit, _flush_at_multiprocessing_exit)
-
-
-def _flush_at_multiprocessing_exit(_: object) -> None:
-    """In a ``multiprocessing`` child, run the pipeline's exit flush when the child ends.
-
-    Such a child ends with ``os._exit`` after its target returns: ``atexit`` handlers never run there, only
-    ``multiprocessing.util`` finalizers (registered after the fork: the child clears the parent's), so one
-    is registered, once per process, that runs the same exit flush as ``atexit`` in a normal process.
-    """
-    global _exit_hook_pid
-    if _exit_hook_pid == os.getpid():
-        return
-    _exit_hook_pid = os.getpid()
-    sys.modules["multiprocessing.util"].Finalize(None, _run_exit_flush, exitpriority=100)
-
-
-def _run_exit_flush() -> None:
-    try:
-        from otel_usage import _pipeline
-
-        exit_flush = getattr(_pipeline, "_at_exit", None)
-        if exit_flush is not None:
-            exit_flush()
-    except Exception as exc:  # noqa: BLE001
-        internal_error(exc, "exit flush in a multiprocessing child")
 
 
 def _service_name(span: ReadableSpan) -> str | None:

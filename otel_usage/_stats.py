@@ -5,8 +5,7 @@ the loss is counted and a rate-limited warning states it, so nothing is lost sil
 items lost since the previous warning about that reason and the total since start, the same number
 ``stats()["dropped"][reason]`` shows; drops held back by the rate limit are reported by the next warning,
 or by :func:`flush_warnings` (the workers call it on every pass). Components with a current size (pending
-traces, queues) register a gauge. :func:`stats` returns a snapshot of both; :func:`summary` the spooled
-and lost totals for an exit line.
+traces, queues) register a gauge. :func:`stats` returns a snapshot of both.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["count", "count_drop", "counter", "flush_warnings", "register_gauge", "reset", "stats", "summary"]
+__all__ = ["count", "count_drop", "counter", "flush_warnings", "register_gauge", "reset", "stats"]
 
 logger = logging.getLogger("otel_usage")
 
@@ -124,14 +123,3 @@ def reset() -> None:
         _last_warning.clear()
         _unwarned.clear()
         _details.clear()
-
-
-def summary() -> dict[str, Any]:
-    """What an exit line reports: ``{"spooled": n, "lost": {reason: n}}``.
-
-    ``spooled`` is the number of usage logs written to a spool since start (summed over exporters, from the
-    ``spooled:<exporter>`` counters); ``lost`` is ``stats()["dropped"]``, every loss by reason.
-    """
-    with _lock:
-        spooled = sum(v for k, v in _counters.items() if k.startswith("spooled:"))
-        return {"spooled": spooled, "lost": dict(_drops)}

@@ -38,8 +38,8 @@ What happens to a usage log (other log records are ignored):
 5. :meth:`UsageBatchProcessor.force_flush` delivers the queue and drains the spool within its timeout;
    :meth:`UsageBatchProcessor.shutdown` does the same within ``timeout_millis`` and then moves what is
    left to the spool (counted as ``spooled:<name>``; with the spool off, or for the one batch inside an
-   export that does not return, counted as ``shutdown_timeout:<name>``). :func:`otel_usage._stats.summary`
-   gives the totals for an exit line.
+   export that does not return, counted as ``shutdown_timeout:<name>``); the exit line of
+   :mod:`otel_usage._pipeline` reports these counts.
 6. :func:`replay` re-sends a spool explicitly, to any exporter.
 
 Durable mode (``durable=True`` or ``OTEL_USAGE_DURABILITY=disk``), the OpenTelemetry Collector's
