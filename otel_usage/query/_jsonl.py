@@ -14,15 +14,15 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from otel_usage._schema import UsageLog
-from otel_usage.query._fields import QueryError, StoreError
-from otel_usage.query._results import Aggregator, UsageStats
-from otel_usage.query._store import Progress, Query, UsageStore, check_page, check_stats
+from otel_usage.query._fields import Field, QueryError, StoreError
+from otel_usage.query._results import Aggregator, StatsRow
+from otel_usage.query._store import Progress, Query, UsageStore, check_page
 
 __all__ = ["JsonlStore", "parse_start"]
 
@@ -176,32 +176,14 @@ class JsonlStore(UsageStore):
         query = Query(start, end, filters)
         return sum(1 for _ in self._scan(query))
 
-    def stats(
-        self,
-        by: str | Sequence[str] | None = None,
-        per: str | None = None,
-        start: Any = None,
-        end: Any = None,
-        tz: str = "UTC",
-        top: int | None = None,
-        **filters: Any,
-    ) -> UsageStats:
-        fields = check_stats(by, per, top)
-        query = Query(start, end, filters, tz)
+    def _stats_rows(
+        self, fields: list[Field], per: str | None, query: Query, names: list[str], top: int | None
+    ) -> tuple[list[StatsRow], int]:
         aggregator = Aggregator(fields, per, query.tz)
         before = self._skipped
         for log, moment in self._scan(query):
             aggregator.add(log, moment)
-        names = ([per] if per else []) + [f.name for f in fields]
-        return UsageStats(
-            rows=aggregator.rows(names, top),
-            by=tuple(f.name for f in fields),
-            per=per,
-            tz=query.tz.name,
-            start=query.start,
-            end=query.end,
-            skipped=self._skipped - before,
-        )
+        return aggregator.rows(names, top), self._skipped - before
 
     def get_trace(self, trace_id: str) -> list[UsageLog]:
         if not isinstance(trace_id, str) or not trace_id:

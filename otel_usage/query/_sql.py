@@ -54,8 +54,8 @@ from otel_usage.query._fields import (
     QueryError,
     StoreError,
 )
-from otel_usage.query._results import StatsRow, UsageStats, order_rows
-from otel_usage.query._store import Query, UsageStore, check_page, check_stats
+from otel_usage.query._results import StatsRow, order_rows
+from otel_usage.query._store import Query, UsageStore, check_page
 
 __all__ = ["SqlStore"]
 
@@ -292,21 +292,11 @@ class SqlStore(UsageStore):
                 yield None
                 time.sleep(poll_seconds)
 
-    def stats(
-        self,
-        by: str | Sequence[str] | None = None,
-        per: str | None = None,
-        start: Any = None,
-        end: Any = None,
-        tz: str = "UTC",
-        top: int | None = None,
-        **filters: Any,
-    ) -> UsageStats:
-        fields = check_stats(by, per, top)
-        query = Query(start, end, filters, tz)
+    def _stats_rows(
+        self, fields: list[Field], per: str | None, query: Query, names: list[str], top: int | None
+    ) -> tuple[list[StatsRow], int]:
         by_function = any(f.kind == "function" for f in fields)
         logs, calls = self._tables.logs, self._tables.calls
-        names = ([per] if per else []) + [f.name for f in fields]
         with self._connect() as conn:
             keys: list[ColumnElement[Any]] = []
             if per:
@@ -385,14 +375,7 @@ class SqlStore(UsageStore):
                     duration_p99=_float(p99),
                 )
             )
-        return UsageStats(
-            rows=order_rows(result, names, per is not None, top),
-            by=tuple(f.name for f in fields),
-            per=per,
-            tz=query.tz.name,
-            start=query.start,
-            end=query.end,
-        )
+        return order_rows(result, names, per is not None, top), 0
 
 
 def _aware(value: Any) -> dt.datetime:

@@ -18,7 +18,7 @@ from otel_usage.query._fields import (
     parse_filters,
     parse_time,
 )
-from otel_usage.query._results import UsageStats
+from otel_usage.query._results import StatsRow, UsageStats
 
 __all__ = ["Progress", "Query", "UsageStore"]
 
@@ -104,7 +104,6 @@ class UsageStore(abc.ABC):
     def count(self, start: Any = None, end: Any = None, **filters: Any) -> int:
         """How many usage logs match."""
 
-    @abc.abstractmethod
     def stats(
         self,
         by: str | Sequence[str] | None = None,
@@ -129,6 +128,25 @@ class UsageStore(abc.ABC):
         Raises:
             QueryError: an unknown field or period, a bad time or time zone.
         """
+        fields = check_stats(by, per, top)
+        query = Query(start, end, filters, tz)
+        names = ([per] if per else []) + [f.name for f in fields]
+        rows, skipped = self._stats_rows(fields, per, query, names, top)
+        return UsageStats(
+            rows=rows,
+            by=tuple(f.name for f in fields),
+            per=per,
+            tz=query.tz.name,
+            start=query.start,
+            end=query.end,
+            skipped=skipped,
+        )
+
+    @abc.abstractmethod
+    def _stats_rows(
+        self, fields: list[Field], per: str | None, query: Query, names: list[str], top: int | None
+    ) -> tuple[list[StatsRow], int]:
+        """The rows of :meth:`stats` (keyed by ``names``, ordered, ``top`` kept) and the lines skipped."""
 
     @abc.abstractmethod
     def get_trace(self, trace_id: str) -> list[UsageLog]:
