@@ -27,8 +27,14 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 
-__all__ = ["PostgresServer", "find_bindir", "free_port"]
+__all__ = ["NO_POSTGRES", "PostgresServer", "find_bindir", "free_port", "running_server"]
+
+NO_POSTGRES = (
+    "!!! PostgreSQL tests NOT RUN: no initdb/pg_ctl found in /usr/lib/postgresql/*/bin or on PATH. "
+    "Install Debian's 'postgresql' package (apt-get install postgresql) to run them. !!!"
+)
 
 SUPERUSER = "postgres"
 _SETTINGS = {
@@ -191,3 +197,19 @@ class PostgresServer:
         with contextlib.suppress(Exception):
             self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A throwaway server, started, removed afterwards (the test is skipped loudly without PostgreSQL)."""
+    import pytest
+
+    if find_bindir() is None:
+        pytest.skip(NO_POSTGRES)
+    server = PostgresServer.create()
+    assert server is not None
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()

@@ -19,12 +19,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_usage import _stats
 from otel_usage._schema import USAGE_LOG_EVENT
-from tests._postgres import PostgresServer, find_bindir
-
-NO_POSTGRES = (
-    "!!! PostgreSQL tests NOT RUN: no initdb/pg_ctl found in /usr/lib/postgresql/*/bin or on PATH. "
-    "Install Debian's 'postgresql' package (apt-get install postgresql) to run them. !!!"
-)
+from tests._postgres import PostgresServer, running_server
 
 _database_numbers = itertools.count(1)
 BASE_START = dt.datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
@@ -101,15 +96,15 @@ def clean_stats() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server for the whole test session."""
-    if find_bindir() is None:
-        pytest.skip(NO_POSTGRES)
-    server = PostgresServer.create()
-    assert server is not None
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.cleanup()
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of the test's own, which it may stop and start again."""
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

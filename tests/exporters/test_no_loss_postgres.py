@@ -6,7 +6,6 @@ Counts only: every usage log sent while the database was down is stored once it 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,10 @@ from otel_usage import _stats
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters._delivery import UsageBatchProcessor
 from otel_usage.exporters.sql import SqlUsageExporter
-from tests._postgres import PostgresServer, find_bindir
-from tests.exporters.conftest import NO_POSTGRES, make_log
+from tests._postgres import PostgresServer
+from tests.exporters.conftest import make_log
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("clean_stats")]
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this test's own: it is stopped and started again."""
-    if find_bindir() is None:
-        pytest.skip(NO_POSTGRES)
-    server = PostgresServer.create()
-    assert server is not None
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
 
 
 def stored(url: str) -> tuple[int, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,14 @@ from otel_usage import _stats
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters._delivery import UsageBatchProcessor
 from otel_usage.exporters.sql import SqlUsageExporter
-from tests._postgres import PostgresServer, find_bindir
-from tests.exporters.conftest import NO_POSTGRES, make_log
+from tests._postgres import PostgresServer
+from tests.exporters.conftest import make_log
 
 pytestmark = pytest.mark.postgres
 
 TOTAL = 150
 STOP_AT = 40
 RESTART_AT = 110
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this test's own: it is stopped and started again."""
-    if find_bindir() is None:
-        pytest.skip(NO_POSTGRES)
-    server = PostgresServer.create()
-    assert server is not None
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
 
 
 def stored(url: str) -> tuple[int, int, int]:

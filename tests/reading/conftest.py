@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests._postgres import PostgresServer, find_bindir
-from tests.exporters.conftest import NO_POSTGRES, iso, make_record
+from tests._postgres import PostgresServer, running_server
+from tests.exporters.conftest import iso, make_record
 
 #: 2026-10-25 01:00 UTC: Europe/Paris leaves summer time in the middle of the data.
 BASE = dt.datetime(2026, 10, 23, 20, 0, tzinfo=dt.timezone.utc)
@@ -135,15 +135,8 @@ def jsonl_store(tmp_path_factory: pytest.TempPathFactory, logs: list[dict[str, A
 @pytest.fixture(scope="session")
 def reading_postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server for the reading tests."""
-    if find_bindir() is None:
-        pytest.skip(NO_POSTGRES)
-    server = PostgresServer.create()
-    assert server is not None
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")
