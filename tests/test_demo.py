@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,30 +15,25 @@ from otel_usage.exporters.sql import SqlUsageExporter
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_demo(out: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``python -m otel_usage demo`` for 2 s with 3 users, writing to ``out``, run from its parent."""
+    command = [sys.executable, "-m", "otel_usage", "demo", "--seconds", "2", "--users", "3", "--out", str(out)]
+    return subprocess.run(
+        [*command, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=out.parent,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """A short demo run serves real HTTP, stores one log per tracked request in SQLite and JSONL, and
     prints a summary computed from the stored logs."""
     out = tmp_path / "demo"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otel_usage",
-            "demo",
-            "--seconds",
-            "2",
-            "--users",
-            "3",
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_demo(out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     for heading in ("usage logs written", "Top users", "Top endpoints", "Slowest functions", str(out / "usage.db")):

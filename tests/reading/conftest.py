@@ -13,6 +13,7 @@ import pytest
 
 from tests._postgres import PostgresServer, running_server
 from tests.exporters.conftest import iso, make_record
+from tests.test_demo import run_demo
 
 #: 2026-10-25 01:00 UTC: Europe/Paris leaves summer time in the middle of the data.
 BASE = dt.datetime(2026, 10, 23, 20, 0, tzinfo=dt.timezone.utc)
@@ -156,30 +157,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A real demo run (the notes app on a local server under simulated users): its output dir and stdout."""
-    import subprocess
-    import sys
-
     out = tmp_path_factory.mktemp("demo") / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otel_usage",
-            "demo",
-            "--seconds",
-            "2",
-            "--users",
-            "3",
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        cwd=out.parent,
-        env={**__import__("os").environ, "COLUMNS": "250"},
-    )
+    proc = run_demo(out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc.stdout
