@@ -44,7 +44,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.types import BigInteger, TypeEngine
 
 from otel_usage._schema import RESERVED_KEYS, SCHEMA_VERSION, UsageLog
@@ -63,11 +65,40 @@ __all__ = [
     "PreparedLog",
     "SqlTables",
     "dumps",
+    "normalize_url",
     "parse_columns",
     "promoted_text",
     "to_utc",
     "validate_identifier",
 ]
+
+#: How to get the PostgreSQL driver.
+POSTGRES_HINT = "pip install 'otel-usage[postgres]'"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """``url`` parsed, ``postgresql://`` meaning psycopg 3, its driver importable (the write and read sides).
+
+    Raises:
+        ValueError: not a URL, or not a SQLite or PostgreSQL one.
+        ImportError: its database driver is not installed (with how to install it).
+    """
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise ValueError(f"invalid database URL: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"usage logs are stored in SQLite and PostgreSQL databases only, not {backend!r}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError as exc:
+        hint = f"; install it with: {POSTGRES_HINT}" if backend == "postgresql" else ""
+        raise ImportError(f"the database driver for {parsed.drivername!r} is not installed{hint}") from exc
+    return parsed
+
 
 #: Longest identifier accepted (PostgreSQL truncates longer ones silently).
 MAX_IDENTIFIER_LENGTH = 63

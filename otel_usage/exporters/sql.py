@@ -48,7 +48,7 @@ from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.expression import ColumnElement
@@ -65,6 +65,7 @@ from otel_usage.exporters._sql_schema import (
     PreparedLog,
     SqlTables,
     dumps,
+    normalize_url,
     parse_columns,
     promoted_text,
     to_utc,
@@ -80,7 +81,6 @@ DEFAULT_TABLE_PREFIX = "usage_"
 DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
 #: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
 PG_CONNECT_TIMEOUT_SECONDS = 10
-_POSTGRES_HINT = "pip install 'otel-usage[postgres]'"
 _WARNING_INTERVAL_SECONDS = 60.0
 _BEGIN_IMMEDIATE = "otel_usage_begin_immediate"
 
@@ -103,24 +103,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _normalize_url(url: str | URL) -> URL:
-    try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError as exc:
-        raise ValueError(f"invalid database URL: {exc}") from exc
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"SqlUsageExporter supports SQLite and PostgreSQL URLs, not {backend!r}")
-    try:
-        parsed.get_dialect().import_dbapi()
-    except ImportError as exc:
-        hint = f"; install it with: {_POSTGRES_HINT}" if backend == "postgresql" else ""
-        raise ImportError(f"the database driver for {parsed.drivername!r} is not installed{hint}") from exc
-    return parsed
 
 
 def _is_int_at_least(value: object, minimum: int) -> bool:
@@ -177,11 +159,11 @@ class SqlUsageExporter(LogRecordExporter):
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         if url is not None:
-            self._url = _normalize_url(url)
+            self._url = normalize_url(url)
         else:
             raw = env_str(ev.OTEL_USAGE_SQL_URL, DEFAULT_URL)
             try:
-                self._url = _normalize_url(raw)
+                self._url = normalize_url(raw)
             except ValueError as exc:
                 raise ValueError(f"{ev.OTEL_USAGE_SQL_URL}={raw!r}: {exc}") from None
         if columns is None:

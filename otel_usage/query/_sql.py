@@ -38,11 +38,11 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.expression import ColumnElement
 
 from otel_usage._schema import UsageLog
-from otel_usage.exporters._sql_schema import SqlTables
+from otel_usage.exporters._sql_schema import SqlTables, normalize_url
 from otel_usage.query._fields import (
     FIELDS,
     HTTP_STATUS_PATH,
@@ -60,7 +60,6 @@ from otel_usage.query._store import Query, UsageStore, check_page
 __all__ = ["SqlStore"]
 
 _PG_FORMATS = {"hour": 'YYYY-MM-DD"T"HH24:00', "day": "YYYY-MM-DD", "month": "YYYY-MM"}
-_POSTGRES_HINT = "pip install 'otel-usage[postgres]'"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -82,14 +81,12 @@ class SqlStore(UsageStore):
 
     def __init__(self, url: str | URL, table_prefix: str = "usage_") -> None:
         try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise QueryError(f"invalid database URL {url!r}: {exc}") from None
-        if parsed.drivername in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
+            parsed = normalize_url(url)
+        except ValueError as exc:
+            raise QueryError(f"{exc} ({url!r})") from None
+        except ImportError as exc:
+            raise StoreError(str(exc)) from None
         self.backend = parsed.get_backend_name()
-        if self.backend not in ("sqlite", "postgresql"):
-            raise QueryError(f"stores are SQLite or PostgreSQL databases, not {self.backend!r}")
         self.url = parsed.render_as_string(hide_password=True)
         try:
             self._tables = SqlTables(table_prefix, {})
@@ -108,10 +105,6 @@ class SqlStore(UsageStore):
             parsed = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
             options["connect_args"] = {"timeout": 10}
         else:
-            try:
-                parsed.get_dialect().import_dbapi()
-            except ImportError:
-                raise StoreError(f"the PostgreSQL driver is not installed; install it with: {_POSTGRES_HINT}") from None
             if "connect_timeout" not in parsed.query:
                 options["connect_args"] = {"connect_timeout": 10}
             options["execution_options"] = {"postgresql_readonly": True}
