@@ -184,8 +184,12 @@ class UsagePipeline:
 
 def sink_name(exporter: LogRecordExporter, processor: LogRecordProcessor | None = None) -> str:
     """The name a sink goes by in counters and messages (``file``, ``sql``, ``otlp``, ...)."""
-    name = getattr(processor, "name", None) or getattr(exporter, "name", None) or getattr(exporter, "_name", None)
-    return str(name) if name else type(exporter).__name__
+    name = getattr(processor, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    from otel_usage.exporters._delivery import default_name
+
+    return default_name(exporter)
 
 
 def _stop_processor(proc: LogRecordProcessor, timeout_millis: int) -> None:
