@@ -161,10 +161,8 @@ def add_info(key: str, value: Any) -> None:
         entry.info[key] = clean
         # What runs from here on (events, threads with context, tasks, outgoing calls) sees it; the
         # detach of the enclosing probe or usage context ends it.
-        outer = context.get_value(INFO_KEY)
-        in_force: dict[str, Any] = dict(outer) if outer else {}  # type: ignore[call-overload]
-        in_force[key] = clean
-        context.attach(context.set_value(INFO_KEY, in_force, baggage.set_baggage(key, encoded)))
+        ctx = baggage.set_baggage(key, encoded)
+        context.attach(context.set_value(INFO_KEY, _with_info(ctx, {key: clean}), ctx))
     except Exception as exc:  # noqa: BLE001
         from otel_usage._errors import internal_error
 
