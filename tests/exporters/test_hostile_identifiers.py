@@ -257,7 +257,9 @@ def test_any_info_round_trips(db_url: str, exporter_factory: Any) -> None:
     def round_trip(info: dict[str, Any]) -> None:
         first = next(iter(info), None)
         promoted = info[first] if first is not None else None
-        log = make_log(next(_numbers), **info, promoted=promoted)
+        log = make_log(next(_numbers))  # the info as a dict: a key may be any string, "i" too
+        log.update(info)
+        log["promoted"] = promoted
         assert exporter.export([make_record(log)]) == SUCCESS
         (stored,) = exporter.get_usage(trace_id=log["trace_id"])
         assert {key: stored[key] for key in info} == info
