@@ -156,9 +156,7 @@ def add_info(key: str, value: Any) -> None:
         if prepared is None:
             return
         clean, encoded = prepared
-        if entry.info is None:
-            entry.info = {}
-        entry.info[key] = clean
+        entry.add_info(key, clean)
         # What runs from here on (events, threads with context, tasks, outgoing calls) sees it; the
         # detach of the enclosing probe or usage context ends it.
         ctx = baggage.set_baggage(key, encoded)
@@ -200,9 +198,7 @@ def add_data(key: str, value: Any, depth: int | None = None) -> None:
             _warn_once("depth", f"{key}:{depth}", f"otel_usage: add_data(%r, depth={depth}) names no ancestor; ignored")
             _stats.count_drop("data_bad_depth")
             return
-        if target.data is None:
-            target.data = {}
-        target.data[key] = _params.serialize_named(key, value)
+        target.add_data(key, _params.serialize_named(key, value))
     except Exception as exc:  # noqa: BLE001
         from otel_usage._errors import internal_error
 
@@ -304,9 +300,7 @@ class usage_context(contextlib.ContextDecorator):
         if not HIDDEN.get():
             entry = current_entry()
             if _recorded(entry) and prepared:
-                if entry.info is None:
-                    entry.info = {}
-                entry.info.update(prepared)
+                entry.update_info(prepared)
         return context.attach(ctx)
 
     def __exit__(self, *exc_info: object) -> None:

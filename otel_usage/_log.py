@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_usage import _stats
 from otel_usage._chain import UsageProcessor, run_chain
+from otel_usage._errors import internal_error
 from otel_usage._params import serialize_attributes
-from otel_usage._processor import Entry, Root
+from otel_usage._record import Entry, Root
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage.version import __version__
 
@@ -65,28 +69,37 @@ def _ordered(root: Root) -> list[Entry]:
 
 def _record(entry: Entry, origin_ns: int) -> dict[str, Any]:
     probe = entry.probe
+    start_ns = entry.start_ns
+    end_ns = entry.end_ns
     record: dict[str, Any]
     if probe is not None:
+        params = entry.params
         record = {
             "function": probe.function,
             "tracker": probe.tracker,
             "depth": entry.depth,
             "level": probe.level_name,
+            "start": round((start_ns - origin_ns) / 1e9, 9),
+            "duration": round((end_ns - start_ns) / 1e9, 9) if end_ns else None,
         }
-    else:
-        record = {"function": entry.name, "tracker": entry.scope, "depth": entry.depth, "level": None}
-    record["start"] = round((entry.start_ns - origin_ns) / 1e9, 9)
-    if entry.end_ns:
-        record["duration"] = round((entry.end_ns - entry.start_ns) / 1e9, 9)
-    else:
-        record["duration"] = None
-        record["unfinished"] = True
-    if probe is not None:
-        record["params"] = entry.params if entry.params is not None else {}
+        if not end_ns:
+            record["unfinished"] = True
+        record["params"] = params if params is not None else {}
         if entry.class_name is not None:
             record["class_name"] = entry.class_name
-    elif entry.attributes:
-        record["attributes"] = serialize_attributes(entry.attributes)
+    else:
+        record = {
+            "function": entry.name,
+            "tracker": entry.scope,
+            "depth": entry.depth,
+            "level": None,
+            "start": round((start_ns - origin_ns) / 1e9, 9),
+            "duration": round((end_ns - start_ns) / 1e9, 9) if end_ns else None,
+        }
+        if not end_ns:
+            record["unfinished"] = True
+        if entry.attributes:
+            record["attributes"] = serialize_attributes(entry.attributes)
     failed = entry.error is not None or entry.status_error
     record["exception"] = failed
     if failed:
@@ -124,7 +137,7 @@ def assemble(root: Root) -> dict[str, Any]:
         if entry.info:
             info.update(entry.info)
         records.append(_record(entry, origin))
-    log: dict[str, Any] = dict(info)
+    log = info  # a new dict: the info keys come first
     log["data"] = records
     log["trace_id"] = format(root.trace_id, "032x")
     log["span_id"] = format(root.span_id, "016x")
@@ -141,7 +154,6 @@ def assemble(root: Root) -> dict[str, Any]:
         log["duration"] = None
         log["status"] = "unfinished"
     log["schema"] = SCHEMA_VERSION
-    end_ns = root.end_ns or max((e.end_ns for e in entries), default=origin) or origin
     if root.events:
         log["events"] = [
             {"name": name, "time": _offset(at, origin), "data": data, "context": ctx}
@@ -150,18 +162,69 @@ def assemble(root: Root) -> dict[str, Any]:
     if root.lines:
         log["logs"] = [[_offset(line[0], origin), *line[1:]] for line in sorted(root.lines, key=lambda e: e[0])]
     if root.timers:
+        end_ns = root.end_ns or max((e.end_ns for e in entries), default=origin) or origin
         log["timers"] = [_timer(t, origin, end_ns) for t in sorted(root.timers, key=lambda t: t[1])]
     if root.truncated:
         log["truncated"] = {"records": root.truncated}
     return log
 
 
+_SAMPLED_FLAGS = TraceFlags(TraceFlags.SAMPLED)
+_INFO = SeverityNumber.INFO
+_NO_CONTEXT = Context()
+#: The method a log record processor offers to take a finished usage log record directly (see LogEmitter).
+DIRECT_METHOD = "accept_usage_records"
+
+
+class _Direct:
+    """Where the logger's records go when every processor it has takes them directly."""
+
+    __slots__ = ("attributes", "limits", "processors", "resource", "scope", "source")
+
+    def __init__(self, source: tuple[Any, ...], logger: Any) -> None:
+        self.source = source
+        self.processors = tuple(getattr(p, DIRECT_METHOD) for p in source)  # each takes a list of records
+        self.resource = logger._resource
+        self.scope = logger._instrumentation_scope
+        self.limits = limits = logger._log_record_limits
+        # as Logger.emit gives a record without attributes, but one shared and read-only
+        self.attributes = BoundedAttributes(
+            maxlen=limits.max_attributes, attributes=None, immutable=True, max_value_len=limits.max_attribute_length
+        )
+
+
+def _direct_for(logger: Any) -> _Direct | None:
+    """A :class:`_Direct` when ``logger`` is the SDK's and every processor of it takes records directly."""
+    from opentelemetry.sdk._logs import Logger
+    from opentelemetry.sdk._logs._internal import SynchronousMultiLogRecordProcessor
+
+    if type(logger) is not Logger or type(logger._logger_metrics).__name__ != "NoOpLoggerMetrics":
+        return None  # the SDK's own log metrics count what Logger.emit sees
+    multi = logger._multi_log_record_processor
+    if type(multi) is not SynchronousMultiLogRecordProcessor:
+        return None
+    source = multi._log_record_processors
+    if not isinstance(source, tuple) or not source:
+        return None
+    if not all(callable(getattr(p, DIRECT_METHOD, None)) for p in source):
+        return None
+    return _Direct(source, logger)
+
+
 class LogEmitter:
-    """Assembles a root, runs the usage processors and emits the result as one OTel log record."""
+    """Assembles a root, runs the usage processors and emits the result as one OTel log record.
+
+    When every processor of the logger offers ``accept_usage_record`` (the delivery processors do), the
+    record is built here once, as the SDK's ``Logger.emit`` would build it, and handed to them directly:
+    the SDK's per-record copy, limits and fan-out are skipped. Any other processor, the SDK's log metrics
+    or a disabled logger send every record through ``Logger.emit`` instead.
+    """
 
     def __init__(self, logger_provider: LoggerProvider, processors: Sequence[UsageProcessor] = ()) -> None:
         self._own_logger = self._logger = logger_provider.get_logger("otel_usage", __version__)
         self.processors: list[UsageProcessor] = list(processors)
+        self._direct: _Direct | None = None
+        self._direct_logger: Any = None
 
     def redirect(self, logger_provider: LoggerProvider | None) -> None:
         """Emit into ``logger_provider`` instead of the pipeline's own (None: back to it); for capture_usage."""
@@ -171,21 +234,97 @@ class LogEmitter:
             self._logger = logger_provider.get_logger("otel_usage", __version__)
 
     def __call__(self, root: Root) -> None:
-        log: dict[str, Any] | None = assemble(root)
-        if self.processors:
-            log = run_chain(log, self.processors)  # type: ignore[arg-type]
-            if log is None:
-                return
-        span_context = SpanContext(
-            trace_id=root.trace_id, span_id=root.span_id, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
-        )
-        ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
-        self._logger.emit(
-            timestamp=root.start_ns,
-            context=ctx,
-            severity_number=SeverityNumber.INFO,
-            severity_text="INFO",
-            body=log,
-            event_name=USAGE_LOG_EVENT,
-        )
-        _stats.count("logs_emitted")
+        self.emit_many((root,))
+
+    def emit_many(self, roots: Sequence[Root]) -> None:
+        """Assemble and emit the logs of ``roots``; a failure in one is logged and the others go on."""
+        logger = self._logger
+        direct = self._direct_targets(logger)
+        records: list[ReadableLogRecord] = []
+        emitted = 0
+        processors = self.processors
+        for root in roots:
+            try:
+                log = assemble(root)
+                if processors:
+                    chained = run_chain(log, processors)
+                    if chained is None:
+                        continue
+                    log = chained
+                if direct is not None:
+                    records.append(_new_record(root, log, direct))
+                else:
+                    _emit_through(logger, root, log)
+                emitted += 1
+            except Exception as exc:  # noqa: BLE001
+                internal_error(exc, "usage log assembly")
+        if records:
+            for accept in direct.processors:  # type: ignore[union-attr]
+                accept(records)
+        if emitted:
+            _stats.count("logs_emitted", emitted)
+
+    def _direct_targets(self, logger: Any) -> _Direct | None:
+        try:
+            config = getattr(logger, "_logger_config", None)
+            if config is not None and not config.is_enabled:
+                return None
+            direct = self._direct
+            if (
+                direct is not None
+                and logger is self._direct_logger
+                and logger._multi_log_record_processor._log_record_processors is direct.source
+            ):
+                return direct
+            self._direct_logger = logger
+            self._direct = direct = _direct_for(logger)
+            return direct
+        except Exception:  # noqa: BLE001 - an SDK that differs: Logger.emit
+            self._direct = None
+            return None
+
+
+def _emit_through(logger: Any, root: Root, log: dict[str, Any]) -> None:
+    """The SDK's way: ``Logger.emit``, correlated with the root's span."""
+    span_context = SpanContext(
+        trace_id=root.trace_id, span_id=root.span_id, is_remote=False, trace_flags=_SAMPLED_FLAGS
+    )
+    logger.emit(
+        timestamp=root.start_ns,
+        context=trace.set_span_in_context(NonRecordingSpan(span_context)),
+        severity_number=_INFO,
+        severity_text="INFO",
+        body=log,
+        event_name=USAGE_LOG_EVENT,
+    )
+
+
+def _new_record(root: Root, log: dict[str, Any], direct: _Direct) -> ReadableLogRecord:
+    """The record ``Logger.emit`` would hand its processors, made read-only (its body is never changed again)."""
+    api_record = object.__new__(LogRecord)
+    api_record.__dict__ = {
+        "timestamp": root.start_ns,
+        "observed_timestamp": time.time_ns(),
+        "context": _NO_CONTEXT,
+        "trace_id": root.trace_id,
+        "span_id": root.span_id,
+        "trace_flags": _SAMPLED_FLAGS,
+        "severity_text": "INFO",
+        "severity_number": _INFO,
+        "body": log,
+        "attributes": direct.attributes,
+        "event_name": USAGE_LOG_EVENT,
+        "exception": None,
+    }
+    record = object.__new__(ReadableLogRecord)  # a frozen dataclass: its fields set as its __init__ would
+    object.__setattr__(
+        record,
+        "__dict__",
+        {
+            "log_record": api_record,
+            "resource": direct.resource,
+            "instrumentation_scope": direct.scope,
+            "limits": direct.limits,
+        },
+    )
+    return record

@@ -523,6 +523,7 @@ class PendingPipeline:
         self.settings = settings
         self._emitter: LogEmitter | None = None
         self.span_processor = UsageSpanProcessor(self._emit, settings)
+        self.span_processor.emit_many_with(self._emit_many)
 
     def _emit(self, root: Any) -> None:
         emitter = self._emitter
@@ -532,6 +533,14 @@ class PendingPipeline:
             from otel_usage import _stats
 
             _stats.count_drop("no_pipeline")
+
+    def _emit_many(self, roots: Any) -> None:
+        emitter = self._emitter
+        if emitter is not None:
+            emitter.emit_many(roots)
+        else:
+            for root in roots:
+                self._emit(root)
 
     def bind(self, emitter: LogEmitter) -> UsageSpanProcessor:
         self._emitter = emitter

@@ -26,9 +26,9 @@ from otel_usage._context import add_info as _add_info
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD, Level, parse_level
 from otel_usage._params import ParamCapture, serialize
-from otel_usage._processor import Entry
-from otel_usage._processor import _Skip as _SKIP_CLASS
+from otel_usage._record import Entry, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
+from otel_usage._usage_span import FastStart, fast_start_for
 from otel_usage.version import __version__
 
 __all__ = ["ProbeSpec", "Tracker", "get_tracker", "traced_usage"]
@@ -40,19 +40,37 @@ R = TypeVar("R")
 class Tracker:
     """A named source of probes (python_tracker's ``getTracker(__name__)``): one per name."""
 
-    __slots__ = ("_generation", "_tracer", "name")
+    __slots__ = ("_fast", "_generation", "_tracer", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._generation = -1
         self._tracer: trace.Tracer | None = None
+        self._fast: FastStart | None = None
 
     def tracer(self) -> trace.Tracer | None:
         """The tracer probes of this tracker use now; None when telemetry is disabled."""
         if self._generation != RUNTIME.generation:
             self._generation = RUNTIME.generation
             self._tracer = None if RUNTIME.disabled else RUNTIME.provider().get_tracer(self.name, __version__)
+            self._fast = None if self._tracer is None else fast_start_for(self._tracer)
         return self._tracer
+
+    def start_span(self, name: str, attributes: dict[str, Any]) -> trace.Span | None:
+        """A probe's span, started (not yet current); None when telemetry is disabled.
+
+        A :class:`~otel_usage._usage_span.UsageSpan` when only the usage span processor would see the span,
+        else an SDK span.
+        """
+        tracer = self._tracer if self._generation == RUNTIME.generation else self.tracer()
+        if tracer is None:
+            return None
+        fast = self._fast
+        if fast is not None:
+            span = fast.start(name)
+            if span is not None:
+                return span
+        return tracer.start_span(name, attributes=attributes)
 
     @overload
     def probe(self, level: Callable[P, R]) -> Callable[P, R]: ...
@@ -225,18 +243,15 @@ def _decorate(
 
 def _start(spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Start the span, fill its record and make it current: (span, token), or (None, None)."""
-    tracer = spec.tracker_obj.tracer()
-    if tracer is None:
+    span = spec.tracker_obj.start_span(spec.function, spec.attributes)
+    if span is None:
         return None, None
-    span = tracer.start_span(spec.function, attributes=spec.attributes)
     entry = getattr(span, ENTRY_ATTR, None)
-    if entry is not None and entry.__class__ is not _SKIP_CLASS:
-        entry.probe = spec
+    if entry is not None and entry.__class__ is not Skip:
         capture = spec.capture
-        entry.params = capture.capture(args, kwargs)
-        if capture.is_method and args:
-            first = args[0]
-            entry.class_name = _class_name(first)
+        entry.set_call(
+            spec, capture.capture(args, kwargs), _class_name(args[0]) if capture.is_method and args else None
+        )
     return span, context.attach(trace.set_span_in_context(span))
 
 
@@ -260,7 +275,7 @@ def _fail(span: Any, exc: BaseException) -> None:
         message = _safe_str(exc)
         kind = str(_TYPE_QUALNAME.__get__(type(exc), type))
         if isinstance(entry, Entry):
-            entry.error = {"type": kind, "message": message}
+            entry.fail(kind, message)
         try:
             str(exc)
         except Exception:  # noqa: BLE001 - the SDK's record_exception would raise on it: the same event, safely
@@ -338,6 +353,7 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
     attach = context.attach
     detach = context.detach
     in_context = trace.set_span_in_context
+    skip_class = Skip
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if level < threshold.value:
@@ -350,20 +366,22 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
                 hidden.reset(mark)
         if hidden.get():
             return func(*args, **kwargs)
-        span = None
+        span: Any = None
         try:
             tracer = tracker._tracer if tracker._generation == runtime.generation else tracker.tracer()
             if tracer is None:
                 span = None
             else:
-                span = tracer.start_span(name, attributes=attributes)
+                fast = tracker._fast
+                span = fast.start(name) if fast is not None else None
+                if span is None:
+                    span = tracer.start_span(name, attributes=attributes)
                 entry = getattr(span, ENTRY_ATTR, None)
-                if entry is not None and entry.__class__ is not _SKIP_CLASS:
+                if entry is not None and entry.__class__ is not skip_class:
                     entry.probe = spec
                     entry.params = capture(args, kwargs)
                     if is_method and args:
-                        first = args[0]
-                        entry.class_name = _class_name(first)
+                        entry.class_name = _class_name(args[0])
                 token = attach(in_context(span))
         except Exception as err:  # noqa: BLE001
             _abandon(span)

@@ -52,15 +52,17 @@ from otel_usage import _stats
 from otel_usage._config import CoreSettings, durability
 from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
+from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 
-__all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "SKIP", "Entry", "Root", "UsageSpanProcessor", "discard_current"]
+__all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
-OPEN, WAITING, QUEUED, EMITTED, DISCARDED = 0, 1, 2, 3, 4
 _ERROR = StatusCode.ERROR
 WAKE_AT = 512
+#: Finished roots assembled and handed to the delivery processors together.
+EMIT_CHUNK = 128
 #: Most ids kept of spans emitted unfinished, to count their end as ``late_span`` (the oldest are forgotten).
 MAX_UNFINISHED_IDS = 4096
 #: Longest wait of a thread ending a local root while the assembly backlog is over a quarter of its limit.
@@ -72,158 +74,11 @@ DURABLE_DELAY_SECONDS = 0.05
 #: True on the pipeline's own threads (the assembler, a flush): code there may write to disk.
 ON_WORKER: ContextVar[bool] = ContextVar("otel_usage_on_worker", default=False)
 
-
-class _Skip:
-    """Marks a span (and so its descendants) that this processor does not record."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"<otel_usage skip: {self.reason}>"
-
-
-SKIP = _Skip("hidden")
-_SKIP_DROPPED_ROOT = _Skip("pending_logs_full")
-_SKIP_BACKLOG = _Skip("assembly_backlog")
-_SKIP_TRUNCATED = _Skip("records_per_log")
-_SKIP_LATE = _Skip("late_span")
-_SKIP_DISCARDED = _Skip("discarded")
-
-
-class Entry:
-    """What a usage log keeps of one span: compact, filled once."""
-
-    __slots__ = (
-        "attributes",
-        "class_name",
-        "data",
-        "depth",
-        "end_ns",
-        "error",
-        "info",
-        "name",
-        "owner",
-        "params",
-        "parent",
-        "probe",
-        "ret",
-        "root",
-        "scope",
-        "span_id",
-        "start_ns",
-        "status_error",
-    )
-    span_id: int
-    parent: Entry | None
-    root: Root
-    depth: int
-    name: str
-    start_ns: int
-    end_ns: int
-    probe: Any
-    params: dict[str, Any] | None
-    data: dict[str, Any] | None
-    info: dict[str, Any] | None
-    attributes: Any
-    scope: str | None
-    error: dict[str, Any] | None
-    status_error: bool
-    class_name: str | None
-    ret: Any
-    owner: UsageSpanProcessor | None
-
-    def __init__(self, span_id: int, parent: Entry | None, root: Root | None, depth: int, name: str) -> None:
-        self.span_id = span_id
-        self.parent = parent
-        self.root = root if root is not None else self  # type: ignore[assignment]
-        self.depth = depth
-        self.name = name
-        self.start_ns = 0
-        self.end_ns = 0
-        self.probe = None
-        self.params = None
-        self.data = None
-        self.info = None
-        self.attributes = None
-        self.scope = None
-        self.error = None
-        self.status_error = False
-        self.class_name = None
-        self.ret = None
-        self.owner = None
-
-
-class Root(Entry):
-    """The local root of a usage log, with the bookkeeping of its whole local trace."""
-
-    __slots__ = (
-        "created",
-        "ctx_info",
-        "ended_at",
-        "entries",
-        "events",
-        "inbound_info",
-        "lines",
-        "parent_span_id",
-        "pending",
-        "service",
-        "state",
-        "timers",
-        "trace_id",
-        "truncated",
-    )
-    entries: list[Entry]
-    pending: int
-    state: int
-    trace_id: int
-    parent_span_id: int | None
-    inbound_info: dict[str, Any] | None
-    ctx_info: dict[str, Any] | None
-    service: str | None
-    truncated: int
-    created: float
-    ended_at: float
-    events: list[tuple[int, str, Any, dict[str, Any]]] | None
-    lines: list[tuple[Any, ...]] | None
-    timers: list[list[Any]] | None
-
-    def __init__(self, span_id: int, name: str) -> None:  # flat, not super(): this runs per unit of work
-        self.span_id = span_id
-        self.parent = None
-        self.root = self
-        self.depth = 0
-        self.name = name
-        self.start_ns = 0
-        self.end_ns = 0
-        self.probe = None
-        self.params = None
-        self.data = None
-        self.info = None
-        self.attributes = None
-        self.scope = None
-        self.error = None
-        self.status_error = False
-        self.class_name = None
-        self.ret = None
-        self.owner = None
-        self.entries = [self]
-        self.pending = 0
-        self.state = OPEN
-        self.trace_id = 0
-        self.parent_span_id = None
-        self.inbound_info = None
-        self.ctx_info = None
-        self.service = None
-        self.truncated = 0
-        self.created = time.monotonic()
-        self.ended_at = 0.0
-        self.events = None
-        self.lines = None
-        self.timers = None
-
+_SKIP_DROPPED_ROOT = Skip("pending_logs_full")
+_SKIP_BACKLOG = Skip("assembly_backlog")
+_SKIP_TRUNCATED = Skip("records_per_log")
+_SKIP_LATE = Skip("late_span")
+_SKIP_DISCARDED = Skip("discarded")
 
 Emit = Callable[[Root], None]
 
@@ -232,12 +87,15 @@ class UsageSpanProcessor(SpanProcessor):
     """Buffers spans per local root and emits one usage log per local trace, off the caller's thread.
 
     Args:
-        emit: called on the worker thread with each finished :class:`Root` (assembles and sends it).
+        emit: called on the worker thread with each finished :class:`Root` (assembles and sends it); when
+            it has an ``emit_many`` method, that is called instead with up to ``EMIT_CHUNK`` roots at a time.
         settings: limits; defaults from the environment.
     """
 
     def __init__(self, emit: Emit, settings: CoreSettings | None = None) -> None:
         self._emit = emit
+        emit_many = getattr(emit, "emit_many", None)
+        self._emit_many: Callable[[list[Root]], None] = emit_many if callable(emit_many) else self._emit_each
         self._settings = settings if settings is not None else CoreSettings.from_env()
         self._lock = threading.Lock()
         self._live: dict[int, Entry] = {}
@@ -300,19 +158,55 @@ class UsageSpanProcessor(SpanProcessor):
             setattr(span, ENTRY_ATTR, SKIP)
             return
         span_context = span.get_span_context()
-        parent_span = trace.get_current_span(parent_context)
+        self._open(
+            span,
+            span_context.span_id,
+            span_context.trace_id,
+            span.name,
+            span.start_time or 0,
+            trace.get_current_span(parent_context),
+            parent_context,
+        )
+
+    def start_usage_span(
+        self,
+        span: Any,
+        span_id: int,
+        trace_id: int,
+        name: str,
+        start_ns: int,
+        parent_span: trace.Span,
+        parent_context: context.Context,
+    ) -> None:
+        """``on_start`` for a span that only this processor sees (:class:`~otel_usage._usage_span.UsageSpan`)."""
+        try:
+            if not self._stopped:
+                self._open(span, span_id, trace_id, name, start_ns, parent_span, parent_context)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.on_start")
+
+    def _open(
+        self,
+        span: Any,
+        span_id: int,
+        trace_id: int,
+        name: str,
+        start_ns: int,
+        parent_span: trace.Span,
+        parent_context: context.Context | None,
+    ) -> None:
+        """Buffer the record of a starting span (or mark it skipped) and hang it on the span."""
         parent: Any = getattr(parent_span, ENTRY_ATTR, None)
-        if parent is not None and parent.__class__ is _Skip:
+        if parent is not None and parent.__class__ is Skip:
             setattr(span, ENTRY_ATTR, parent)
             return
-        span_id = span_context.span_id
         if parent is None or parent.owner is not self:
-            self._start_root(span, span_id, span_context.trace_id, parent_span, parent_context)
+            self._start_root(span, span_id, trace_id, name, start_ns, parent_span, parent_context)
             return
         root: Root = parent.root
-        entry = Entry(span_id, parent, root, parent.depth + 1, span.name)
+        entry = Entry(span_id, parent, root, parent.depth + 1, name)
         entry.owner = self
-        entry.start_ns = span.start_time or 0
+        entry.start_ns = start_ns
         with self._lock:
             if root.state == EMITTED:
                 skip = _SKIP_LATE
@@ -333,16 +227,18 @@ class UsageSpanProcessor(SpanProcessor):
 
     def _start_root(
         self,
-        span: Span,
+        span: Any,
         span_id: int,
         trace_id: int,
+        name: str,
+        start_ns: int,
         parent_span: trace.Span,
         parent_context: context.Context | None,
     ) -> None:
-        root = Root(span_id, span.name)
+        root = Root(span_id, name)
         root.owner = self
         root.trace_id = trace_id
-        root.start_ns = span.start_time or 0
+        root.start_ns = start_ns
         parent_sc = parent_span.get_span_context()
         if parent_sc.is_valid:
             root.parent_span_id = parent_sc.span_id
@@ -358,7 +254,7 @@ class UsageSpanProcessor(SpanProcessor):
         settings = self._settings
         with self._lock:
             if len(self._roots) >= settings.max_pending_logs:
-                skip: _Skip | None = _SKIP_DROPPED_ROOT
+                skip: Skip | None = _SKIP_DROPPED_ROOT
             elif self._backlog >= settings.max_queued_spans:
                 skip = _SKIP_BACKLOG
             else:
@@ -385,8 +281,7 @@ class UsageSpanProcessor(SpanProcessor):
             return
         entry = self._live.pop(span_context.span_id, None)
         if entry is None:
-            if self._unfinished and self._unfinished.pop(span_context.span_id, False):
-                _stats.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
+            self._late(span_context.span_id)
             return
         entry.end_ns = span.end_time or 0
         if span.status.status_code is _ERROR:
@@ -400,6 +295,31 @@ class UsageSpanProcessor(SpanProcessor):
                 entry.attributes = attributes
             scope = span.instrumentation_scope
             entry.scope = scope.name if scope is not None else None
+        self._close(entry, span.resource)
+
+    def end_usage_span(
+        self, entry: Entry, end_ns: int, failed: bool, error: dict[str, Any] | None, resource: Any
+    ) -> None:
+        """``on_end`` for a span that only this processor sees; ``error`` is used when ``failed``."""
+        try:
+            if self._live.pop(entry.span_id, None) is None:
+                self._late(entry.span_id)
+                return
+            entry.end_ns = end_ns
+            if failed:
+                entry.status_error = True
+                if entry.error is None:
+                    entry.error = error
+            self._close(entry, resource)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(exc, "UsageSpanProcessor.on_end")
+
+    def _late(self, span_id: int) -> None:
+        if self._unfinished and self._unfinished.pop(span_id, False):
+            _stats.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
+
+    def _close(self, entry: Entry, resource: Any) -> None:
+        """The span of ``entry`` has ended: settle its root's bookkeeping, queue the root when it is done."""
         root = entry.root
         ready = False
         with self._lock:
@@ -409,10 +329,9 @@ class UsageSpanProcessor(SpanProcessor):
             else:
                 late = False
                 if entry is root:
-                    resource = span.resource
                     if resource is not self._resource:
                         self._resource = resource
-                        self._service = _service_name(span)
+                        self._service = _service_name(resource)
                     root.service = self._service
                     if root.pending == 0:
                         ready = True
@@ -435,7 +354,7 @@ class UsageSpanProcessor(SpanProcessor):
         elif ready:
             if self._worker is None:
                 self._ensure_worker()
-            if len(self._ready) >= WAKE_AT:
+            if len(self._ready) >= WAKE_AT and not self._wake.is_set():
                 self._wake.set()
             if self._backlog * 4 >= self._settings.max_queued_spans and not ON_WORKER.get():
                 self._pause()
@@ -550,28 +469,19 @@ class UsageSpanProcessor(SpanProcessor):
         worker = ON_WORKER.set(True)
         suppressed = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            for root in batch:
-                unfinished = root.end_ns == 0
-                if unfinished:
-                    _stats.count_drop("shutdown_unfinished" if final else "log_age", detail="emitted as unfinished")
-                elif root.pending:
-                    _stats.count("logs_with_unfinished_children")
+            for start in range(0, len(batch), EMIT_CHUNK):
+                chunk = batch[start : start + EMIT_CHUNK]
+                for root in chunk:
+                    if root.end_ns == 0:
+                        _stats.count_drop("shutdown_unfinished" if final else "log_age", detail="emitted as unfinished")
+                    elif root.pending:
+                        _stats.count("logs_with_unfinished_children")
                 try:
-                    self._emit(root)
+                    self._emit_many(chunk)
                 except Exception as exc:  # noqa: BLE001
                     internal_error(exc, "usage log assembly")
                 finally:
-                    with self._lock:
-                        root.state = EMITTED
-                        self._backlog = max(0, self._backlog - len(root.entries))
-                        if root.pending or unfinished:  # spans that never end must not stay buffered
-                            for item in root.entries:
-                                if self._live.pop(item.span_id, None) is not None:
-                                    self._unfinished[item.span_id] = True
-                            while len(self._unfinished) > MAX_UNFINISHED_IDS:
-                                del self._unfinished[next(iter(self._unfinished))]
-                        root.entries = []
-                    self._release_paused()
+                    self._settle(chunk)
         finally:
             self._release_paused()
             context.detach(suppressed)
@@ -582,6 +492,33 @@ class UsageSpanProcessor(SpanProcessor):
             with self._idle:
                 self._idle.notify_all()
         return len(batch)
+
+    def emit_many_with(self, emit_many: Callable[[list[Root]], None]) -> None:
+        """Emit finished roots with ``emit_many`` (several roots per call) instead of ``emit``."""
+        self._emit_many = emit_many
+
+    def _emit_each(self, roots: list[Root]) -> None:
+        """``emit_many`` for an ``emit`` that takes one root at a time."""
+        for root in roots:
+            try:
+                self._emit(root)
+            except Exception as exc:  # noqa: BLE001
+                internal_error(exc, "usage log assembly")
+
+    def _settle(self, roots: list[Root]) -> None:
+        """After their emission: the roots are immutable, their spans no longer buffered."""
+        with self._lock:
+            for root in roots:
+                root.state = EMITTED
+                self._backlog = max(0, self._backlog - len(root.entries))
+                if root.pending or root.end_ns == 0:  # spans that never end must not stay buffered
+                    for item in root.entries:
+                        if self._live.pop(item.span_id, None) is not None:
+                            self._unfinished[item.span_id] = True
+                    while len(self._unfinished) > MAX_UNFINISHED_IDS:
+                        del self._unfinished[next(iter(self._unfinished))]
+                root.entries = []
+        self._release_paused()
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -647,8 +584,7 @@ class UsageSpanProcessor(SpanProcessor):
             internal_error(exc, "UsageSpanProcessor.shutdown")
 
 
-def _service_name(span: ReadableSpan) -> str | None:
-    resource = span.resource
+def _service_name(resource: Any) -> str | None:
     if resource is None:
         return None
     name = resource.attributes.get("service.name")

@@ -69,6 +69,16 @@ class LevelSampler(Sampler):
     def delegate(self) -> Sampler:
         return self._delegate
 
+    @property
+    def record_unsampled(self) -> bool:
+        """Whether what the delegate drops is still recorded (``RECORD_ONLY``)."""
+        return self._record_unsampled
+
+    @property
+    def default_rule(self) -> bool:
+        """True for the default rule: the process threshold, then ``ParentBased(ALWAYS_ON)`` (computed inline)."""
+        return self._parent_based_on and self._threshold is None
+
     def should_sample(
         self,
         parent_context: Context | None,

@@ -45,7 +45,7 @@ from otel_usage import _params, _stats
 from otel_usage._context import _recorded, add_info, current_entry, info_in_force
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
-from otel_usage._processor import DISCARDED, OPEN, WAITING
+from otel_usage._record import DISCARDED, OPEN, WAITING
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._schema import RESERVED_KEYS
 
@@ -159,8 +159,7 @@ def _standalone_event(name: str, snapshot: Any) -> None:
     span = tracer.start_span(name, attributes={LEVEL_ATTR: "DEFAULT"})
     entry: Any = getattr(span, ENTRY_ATTR, None)
     if _recorded(entry):
-        entry.probe = _Spec(name, EVENT_TRACKER)
-        entry.params = {}
+        entry.set_call(_Spec(name, EVENT_TRACKER), {})
         _append(entry.root, "events", (time.time_ns(), name, snapshot, _context_now()))
     span.add_event(name)
     span.end()
@@ -372,8 +371,7 @@ class transaction:
         span = tracer.start_span(self.name, context=context.Context(), links=links, attributes={LEVEL_ATTR: "DEFAULT"})
         entry: Any = getattr(span, ENTRY_ATTR, None)
         if _recorded(entry):
-            entry.probe = _Spec(self.name, TRANSACTION_TRACKER)
-            entry.params = {}
+            entry.set_call(_Spec(self.name, TRANSACTION_TRACKER), {})
         self._span = span
         self._token = context.attach(trace.set_span_in_context(span))
 
@@ -389,17 +387,15 @@ class transaction:
         try:
             entry: Any = getattr(span, ENTRY_ATTR, None)
             if _recorded(entry) and self.data:
-                info = entry.info if entry.info is not None else {}
                 for key, value in self.data.items():
                     if not isinstance(key, str) or not key or key in RESERVED_KEYS:
                         _stats.count_drop("transaction_bad_info_key", detail=repr(key))
                         continue
-                    info[key] = _params.serialize_named(key, value)
-                entry.info = info
+                    entry.add_info(key, _params.serialize_named(key, value))
             if exc is not None:
                 message = str(exc)[:1024]
                 if _recorded(entry):
-                    entry.error = {"type": type(exc).__qualname__, "message": message}
+                    entry.fail(type(exc).__qualname__, message)
                 span.record_exception(exc, escaped=True)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {message}"))
         except Exception as err:  # noqa: BLE001

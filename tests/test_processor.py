@@ -303,13 +303,16 @@ def test_processor_never_raises_into_the_application(monkeypatch):
 
     monkeypatch.setattr(_errors, "RAISE", False)
 
-    def broken(self, span, parent_context):
+    def broken(self, *args):
         raise RuntimeError("processor bug")
 
-    monkeypatch.setattr(UsageSpanProcessor, "_on_start", broken)
-    with capture_usage():
-        assert child(5) == 5
-    assert otel_usage.stats()["internal_errors"] >= 1
+    for method in ("_open", "_close"):  # what every span's start and end go through (SDK or usage span)
+        with monkeypatch.context() as patch:
+            patch.setattr(UsageSpanProcessor, method, broken)
+            otel_usage._stats.reset()
+            with capture_usage():
+                assert child(5) == 5
+            assert otel_usage.stats()["internal_errors"] >= 1, method
 
 
 def test_data_outside_a_unit_of_work_is_dropped_not_raised():

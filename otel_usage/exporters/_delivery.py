@@ -507,53 +507,68 @@ class UsageBatchProcessor(LogRecordProcessor):
             internal_error(exc, "UsageBatchProcessor.on_emit")
 
     def _on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        if not is_usage_log_record(log_record):
-            return
+        if is_usage_log_record(log_record):
+            self._accept((_readable(log_record),))
+
+    def accept_usage_records(self, records: Sequence[ReadableLogRecord]) -> None:
+        """Queue usage log records built by the usage-log emitter, which skips ``Logger.emit`` when every
+        processor of its logger offers this method (the records are shared with them, read-only)."""
+        try:
+            self._accept(records)
+        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+            internal_error(exc, "UsageBatchProcessor.on_emit")
+
+    def _accept(self, records: Sequence[ReadableLogRecord]) -> None:
         if self._pid != os.getpid():
             self._init_threading()
         if self._shutdown:
-            _stats.count_drop(f"after_shutdown:{self.name}")
+            _stats.count_drop(f"after_shutdown:{self.name}", len(records))
             return
-        record = _readable(log_record)
-        size = _log_bytes(record.log_record.body)
-        queued = overflow = False
+        overflowed = False
+        dropped = 0
         spill: list[ReadableLogRecord] = []
+        queue, overflow = self._queue, self._overflow
+        on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
         with self._cond:
-            if len(self._queue) < self._max_queue_size and (
-                self._queue_bytes + size <= self._max_queue_bytes or not self._queue
-            ):
-                self._queue.append(record)
-                self._queue_bytes += size
-                queued = True
-            elif self._spool is not None:
-                on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
-                room = len(self._overflow) < (self._batch_size if on_worker else self._max_queue_size) and (
-                    self._overflow_bytes + size <= self._max_queue_bytes or not self._overflow
-                )
-                if not room and on_worker:
-                    spill = list(self._overflow)
-                    self._overflow.clear()
-                    self._overflow_bytes = 0
-                    room = True
-                if room:
-                    self._overflow.append(record)
+            for record in records:
+                size = _log_bytes(record.log_record.body)
+                if len(queue) < self._max_queue_size and (
+                    self._queue_bytes + size <= self._max_queue_bytes or not queue
+                ):
+                    queue.append(record)
+                    self._queue_bytes += size
+                elif self._spool is not None:
+                    room = len(overflow) < (self._batch_size if on_worker else self._max_queue_size) and (
+                        self._overflow_bytes + size <= self._max_queue_bytes or not overflow
+                    )
+                    if not room and on_worker:
+                        spill.extend(overflow)
+                        overflow.clear()
+                        self._overflow_bytes = 0
+                        room = True
+                    if not room:
+                        dropped += 1
+                        continue
+                    overflow.append(record)
                     self._overflow_bytes += size
-                    overflow = True
-            if queued or overflow:
+                    overflowed = True
+                else:
+                    dropped += 1
+                    continue
                 self._accepted += 1
-            full_batch = len(self._queue) >= self._batch_size
+            full_batch = len(queue) >= self._batch_size
         if spill:
             self._lose(spill, "queue full")
-        if not (queued or overflow):
+        if dropped:
             _stats.count_drop(
                 f"queue_full:{self.name}",
+                dropped,
                 detail=f"max_queue_size={self._max_queue_size}, max_queue_bytes={self._max_queue_bytes}"
                 + ("" if self._spool is not None else ", no spool"),
             )
-            return
-        if (overflow or full_batch) and not self._wake.is_set():
+        if (overflowed or full_batch) and not self._wake.is_set():
             self._wake.set()
-        if self._worker is None:
+        if self._worker is None and len(records) > dropped:
             self._start_worker()
 
     def _start_worker(self) -> None:
@@ -897,8 +912,7 @@ def _spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error:
         _stats.count(f"spooled:{name}", stored)
         _warn(
             f"spooled:{name}",
-            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it "
-            "recovers",
+            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it recovers",
             stored,
             name,
             error,

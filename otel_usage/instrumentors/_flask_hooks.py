@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from otel_usage import _stats
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD, Level
-from otel_usage._processor import Entry
+from otel_usage._record import Entry
 from otel_usage._runtime import ENTRY_ATTR
 from otel_usage.instrumentors._flask_request import (
     GeoResolver,
@@ -115,9 +115,9 @@ def skip_request() -> bool:
     if not has_request_context():
         return False
     entry = getattr(request.environ.get(SPAN_ENVIRON_KEY), ENTRY_ATTR, None)
-    if not isinstance(entry, Entry) or entry.owner is None or entry.root is not entry:
+    if not isinstance(entry, Entry) or entry.root is not entry:
         return False
-    return bool(entry.owner.discard(entry))
+    return entry.discard()
 
 
 def _hooked(hook: Callable[..., Any], request: Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +198,7 @@ class AppState:
         # A request is a unit of work at the DEFAULT level: a threshold above it (NONE) records no request.
         if THRESHOLD.value > _REQUEST_LEVEL or not tracking.is_tracked(self.app, request, settings):
             if entry.root is entry:
-                entry.owner.discard(entry)
+                entry.discard()
             return
         if request.url_rule is None:
             method = request.method
@@ -223,9 +223,7 @@ class AppState:
             fields["geo"] = serialize(dict(found)) if isinstance(found, Mapping) else None
         if tracking.request_hook is not None:
             fields = _hooked(tracking.request_hook, request, fields)
-        if entry.info is None:
-            entry.info = {}
-        entry.info["request"] = fields
+        entry.add_info("request", fields)
         if cookie is not None and response is not None:
             visitor = tracking.visitor
             response.set_cookie(
