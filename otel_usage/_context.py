@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -44,16 +43,14 @@ from urllib.parse import quote_plus
 from opentelemetry import baggage, context, trace
 
 from otel_usage import _params, _stats
-from otel_usage._runtime import ENTRY_ATTR, HIDDEN
+from otel_usage._info_codec import encode_info_value
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
 from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
 
 __all__ = [
-    "INFO_KEY",
     "add_data",
     "add_info",
     "current_entry",
-    "decode_info_value",
-    "encode_info_value",
     "get_info",
     "info_in_force",
     "usage_context",
@@ -64,11 +61,6 @@ logger = logging.getLogger("otel_usage")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Context key holding the info in force (usage contexts and ``add_info``): a flat dict, never mutated
-#: once set (a change makes a new dict in a new context), so it can be shared without copying.
-INFO_KEY = context.create_key("otel_usage.info")
-
-_JSON_PREFIX = "j:"
 _MAX_PAIR_BYTES = 4096
 
 _warned_lock = threading.Lock()
@@ -82,27 +74,6 @@ def _warn_once(kind: str, key: str, message: str) -> None:
             return
         _warned.add(marker)
     logger.warning(message, key)
-
-
-def encode_info_value(value: Any) -> str:
-    """The baggage form of an info value (already JSON-native)."""
-    if isinstance(value, str) and not value.startswith(_JSON_PREFIX) and value == value.strip():
-        return value
-    return _JSON_PREFIX + json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def decode_info_value(raw: str) -> Any:
-    """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string.
-
-    Inbound baggage is untrusted: a decoded value is made JSON-safe (``j:NaN``, ``j:1e400``, nesting past
-    the recursion limit, lone surrogates) by :func:`~otel_usage._params.serialize_decoded`.
-    """
-    if raw.startswith(_JSON_PREFIX):
-        try:
-            return _params.serialize_decoded(json.loads(raw[len(_JSON_PREFIX) :]))
-        except (ValueError, RecursionError):
-            return raw
-    return raw
 
 
 def _check_info_key(key: object) -> str:

@@ -50,10 +50,10 @@ from opentelemetry.trace import StatusCode
 
 from otel_usage import _stats
 from otel_usage._config import CoreSettings, durability
-from otel_usage._context import INFO_KEY, decode_info_value
 from otel_usage._errors import internal_error
+from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
-from otel_usage._runtime import ENTRY_ATTR, HIDDEN
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
 
 __all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "UsageSpanProcessor", "discard_current"]
 

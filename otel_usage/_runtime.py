@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextvars
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 
-__all__ = ["ENTRY_ATTR", "HIDDEN", "LEVEL_ATTR", "RUNTIME", "Runtime"]
+__all__ = ["ENTRY_ATTR", "HIDDEN", "INFO_KEY", "LEVEL_ATTR", "RUNTIME", "Runtime"]
 
 #: Span attribute carrying a probe's level name; the sampler reads it from the start attributes.
 LEVEL_ATTR = "otel_usage.level"
@@ -20,6 +20,10 @@ LEVEL_ATTR = "otel_usage.level"
 ENTRY_ATTR = "_otel_usage_entry"
 
 HIDDEN: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_usage.hidden", default=False)
+
+#: Context key holding the info in force (usage contexts and ``add_info``): a flat dict, never mutated
+#: once set (a change makes a new dict in a new context), so it can be shared without copying.
+INFO_KEY = context.create_key("otel_usage.info")
 
 
 class Runtime:

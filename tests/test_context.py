@@ -12,7 +12,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 import otel_usage
 from otel_usage import add_data, add_info, get_info, traced_usage, usage_context
-from otel_usage._context import decode_info_value, encode_info_value
+from otel_usage._info_codec import decode_info_value, encode_info_value
 from otel_usage.testing import capture_usage
 
 
