@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context, trace
@@ -31,7 +31,7 @@ from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._usage_span import FastStart, fast_start_for
 from otel_usage.version import __version__
 
-__all__ = ["ProbeSpec", "Tracker", "get_tracker", "traced_usage"]
+__all__ = ["ProbeSpec", "Tracker", "fail_span", "get_tracker", "traced_usage"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,21 +56,28 @@ class Tracker:
             self._fast = None if self._tracer is None else fast_start_for(self._tracer)
         return self._tracer
 
-    def start_span(self, name: str, attributes: dict[str, Any]) -> trace.Span | None:
-        """A probe's span, started (not yet current); None when telemetry is disabled.
+    def start_span(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        ctx: context.Context | None = None,
+        links: Sequence[trace.Link] | None = None,
+    ) -> trace.Span | None:
+        """A span of this tracker's probes, started under ``ctx`` (default the current context) and not yet
+        made current; None when telemetry is disabled.
 
-        A :class:`~otel_usage._usage_span.UsageSpan` when only the usage span processor would see the span,
-        else an SDK span.
+        A :class:`~otel_usage._usage_span.UsageSpan` when only the usage span processor would see the span
+        (``links`` are then for nobody), else an SDK span.
         """
         tracer = self._tracer if self._generation == RUNTIME.generation else self.tracer()
         if tracer is None:
             return None
         fast = self._fast
         if fast is not None:
-            span = fast.start(name)
+            span = fast.start(name, ctx)
             if span is not None:
                 return span
-        return tracer.start_span(name, attributes=attributes)
+        return tracer.start_span(name, context=ctx, links=links, attributes=attributes)
 
     @overload
     def probe(self, level: Callable[P, R]) -> Callable[P, R]: ...
@@ -268,8 +275,8 @@ def _class_name(first: Any) -> str:
     return str(_TYPE_NAME.__get__(cls, type))
 
 
-def _fail(span: Any, exc: BaseException) -> None:
-    """Record an exception that leaves the probe (the caller re-raises it)."""
+def fail_span(span: Any, exc: BaseException) -> None:
+    """Record an exception that leaves a probe or a transaction (the caller re-raises it); never raises."""
     try:
         entry = getattr(span, ENTRY_ATTR, None)
         message = _safe_str(exc)
@@ -392,7 +399,7 @@ def _sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., An
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            _fail(span, exc)
+            fail_span(span, exc)
             _end(span, token, None, False)
             raise
         if record_return:
@@ -430,7 +437,7 @@ def _async_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., A
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
-            _fail(span, exc)
+            fail_span(span, exc)
             _end(span, token, None, False)
             raise
         _end(span, token, result, spec.record_return)
@@ -473,7 +480,7 @@ def _gen_wrapper(func: Callable[..., Generator[Any, Any, Any]], spec: ProbeSpec)
                     thrown = exc
         except BaseException as exc:
             if span is not None and not isinstance(exc, GeneratorExit):
-                _fail(span, exc)
+                fail_span(span, exc)
             if span is not None:
                 _finish_detached(span, None, False)
             raise
@@ -520,7 +527,7 @@ def _async_gen_wrapper(
                     thrown = exc
         except BaseException as exc:
             if span is not None and not isinstance(exc, GeneratorExit):
-                _fail(span, exc)
+                fail_span(span, exc)
             if span is not None:
                 _finish_detached(span, None, False)
             raise

@@ -39,17 +39,20 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry import context, trace
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Link
 
 from otel_usage import _params, _stats
 from otel_usage._context import _recorded, add_info, current_entry, info_in_force
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
+from otel_usage._probe import fail_span, get_tracker
 from otel_usage._record import DISCARDED, OPEN, WAITING
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._schema import RESERVED_KEYS
 
 __all__ = ["UsageLogHandler", "event", "log", "set_verbosity", "timer", "transaction"]
+
+_DEFAULT_LEVEL = {LEVEL_ATTR: "DEFAULT"}
 
 logger = logging.getLogger("otel_usage")
 
@@ -151,12 +154,9 @@ def event(name: str, data: Any = None) -> None:
 
 
 def _standalone_event(name: str, snapshot: Any) -> None:
-    from otel_usage._probe import get_tracker
-
-    tracer = get_tracker(EVENT_TRACKER).tracer()
-    if tracer is None:
+    span = get_tracker(EVENT_TRACKER).start_span(name, _DEFAULT_LEVEL)
+    if span is None:
         return
-    span = tracer.start_span(name, attributes={LEVEL_ATTR: "DEFAULT"})
     entry: Any = getattr(span, ENTRY_ATTR, None)
     if _recorded(entry):
         entry.set_call(_Spec(name, EVENT_TRACKER), {})
@@ -358,17 +358,17 @@ class transaction:
         return self
 
     def _open(self) -> None:
-        from otel_usage._probe import get_tracker
-
         if int(DEFAULT) < THRESHOLD.value:
             self._hidden = HIDDEN.set(True)
             return
-        tracer = get_tracker(TRANSACTION_TRACKER).tracer()
-        if tracer is None or RUNTIME.disabled:
+        if RUNTIME.disabled:
             return
         outer = trace.get_current_span().get_span_context()
         links = [Link(outer)] if outer.is_valid else None
-        span = tracer.start_span(self.name, context=context.Context(), links=links, attributes={LEVEL_ATTR: "DEFAULT"})
+        # a new trace (an empty parent context), linked to the enclosing span
+        span = get_tracker(TRANSACTION_TRACKER).start_span(self.name, _DEFAULT_LEVEL, context.Context(), links)
+        if span is None:
+            return
         entry: Any = getattr(span, ENTRY_ATTR, None)
         if _recorded(entry):
             entry.set_call(_Spec(self.name, TRANSACTION_TRACKER), {})
@@ -393,11 +393,7 @@ class transaction:
                         continue
                     entry.add_info(key, _params.serialize_named(key, value))
             if exc is not None:
-                message = str(exc)[:1024]
-                if _recorded(entry):
-                    entry.fail(type(exc).__qualname__, message)
-                span.record_exception(exc, escaped=True)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {message}"))
+                fail_span(span, exc)
         except Exception as err:  # noqa: BLE001
             internal_error(err, "transaction end")
         finally:

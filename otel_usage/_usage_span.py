@@ -177,12 +177,14 @@ class FastStart:
         self._random_ids = bool(tracer.id_generator.is_trace_id_random())
         self._record_unsampled = bool(tracer.sampler.record_unsampled)
 
-    def start(self, name: str) -> UsageSpan | None:
-        """A started span, or None when the SDK must make this one (the processors or the config changed)."""
+    def start(self, name: str, ctx: context.Context | None = None) -> UsageSpan | None:
+        """A started span under ``ctx`` (default the current context), or None when the SDK must make this
+        one (the processors or the tracer's configuration changed, or the sampler drops it)."""
         tracer = self._tracer
         if self._multi._span_processors is not self._processors or not tracer._tracer_config.is_enabled:
             return None
-        ctx = _get_current()
+        if ctx is None:
+            ctx = _get_current()
         parent = _current_span(ctx)
         parent_context = parent.get_span_context()
         flags: int
