@@ -17,7 +17,16 @@ from otel_usage import environment_variables as ev
 from otel_usage._levels import DEFAULT_THRESHOLD, Level, parse_level
 from otel_usage._schema import RESERVED_KEYS
 
-__all__ = ["DURABILITY_MODES", "CoreSettings", "durability", "env_bool", "env_float", "env_int", "env_list", "env_str"]
+__all__ = [
+    "CoreSettings",
+    "DURABILITY_MODES",
+    "durability",
+    "env_bool",
+    "env_float",
+    "env_int",
+    "env_list",
+    "env_str",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -82,8 +82,8 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
             return
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         settings = CoreSettings.from_env()
-        sampler = _pipeline._resolve_sampler(kwargs.get("sampler"), settings)
-        exporters = _pipeline._exporters_from_env(strict=False)  # a sink that cannot start: one warning
+        sampler = _pipeline.resolve_sampler(kwargs.get("sampler"), settings)
+        exporters = _pipeline.exporters_from_env(strict=False)  # a sink that cannot start: one warning
         _warn_if_delivered_twice(exporters)
         pending = _pipeline.PendingPipeline(settings)
         processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]

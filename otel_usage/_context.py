@@ -53,6 +53,7 @@ __all__ = [
     "current_entry",
     "get_info",
     "info_in_force",
+    "is_recorded",
     "usage_context",
 ]
 
@@ -91,7 +92,7 @@ def current_entry() -> Any:
     return getattr(trace.get_current_span(), ENTRY_ATTR, None)
 
 
-def _recorded(entry: Any) -> bool:
+def is_recorded(entry: Any) -> bool:
     return entry is not None and hasattr(entry, "root")
 
 
@@ -119,7 +120,7 @@ def add_info(key: str, value: Any) -> None:
         if HIDDEN.get():
             return
         entry = current_entry()
-        if not _recorded(entry):
+        if not is_recorded(entry):
             _warn_once("info", key, "otel_usage: add_info(%r) outside a recorded unit of work was ignored")
             _stats.count_drop("info_outside_unit_of_work")
             return
@@ -160,7 +161,7 @@ def add_data(key: str, value: Any, depth: int | None = None) -> None:
         if HIDDEN.get():
             return
         entry = current_entry()
-        if not _recorded(entry):
+        if not is_recorded(entry):
             _warn_once("data", key, "otel_usage: add_data(%r) outside a recorded call was ignored")
             _stats.count_drop("data_outside_unit_of_work")
             return
@@ -206,7 +207,7 @@ def info_in_force() -> Mapping[str, Any] | None:
     """The info in force here, shared (never mutate it); None when there is none. See :func:`get_info`."""
     ctx_info: Mapping[str, Any] | None = context.get_value(INFO_KEY)  # type: ignore[assignment]
     entry = current_entry()
-    inbound = entry.root.inbound_info if _recorded(entry) else None
+    inbound = entry.root.inbound_info if is_recorded(entry) else None
     if not inbound:
         return ctx_info
     if not ctx_info:
@@ -270,7 +271,7 @@ class usage_context(contextlib.ContextDecorator):
         ctx = context.set_value(INFO_KEY, _with_info(ctx, prepared), ctx)
         if not HIDDEN.get():
             entry = current_entry()
-            if _recorded(entry) and prepared:
+            if is_recorded(entry) and prepared:
                 entry.update_info(prepared)
         return context.attach(ctx)
 

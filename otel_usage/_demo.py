@@ -28,7 +28,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SQL_COLUMNS", "DemoResult", "Summary", "find_notes_app", "run_demo", "summarize"]
+__all__ = [
+    "DemoResult",
+    "SQL_COLUMNS",
+    "Summary",
+    "find_notes_app",
+    "run_demo",
+    "summarize",
+]
 
 #: Info keys the demo's SQL exporter promotes to indexed columns (filters of ``get_usage``).
 SQL_COLUMNS = "request.username=user_name,request.endpoint=endpoint"

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DEBUG", "DEFAULT", "INFO", "NONE", "Level", "get_level", "parse_level", "set_level"]
+__all__ = [
+    "DEBUG",
+    "DEFAULT",
+    "INFO",
+    "Level",
+    "NONE",
+    "get_level",
+    "parse_level",
+    "set_level",
+]
 
 
 class Level(enum.IntEnum):

@@ -84,8 +84,8 @@ from typing import Any
 from otel_usage._errors import internal_error
 
 __all__ = [
-    "REDACTED",
     "ParamCapture",
+    "REDACTED",
     "Redactor",
     "SerializeLimits",
     "get_policy",

@@ -42,7 +42,16 @@ from otel_usage._sampling import LevelSampler, adopt_sampler_argument, usage_lev
 from otel_usage._transaction import VERBOSITY, install_logging_bridge
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
-__all__ = ["UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdown"]
+__all__ = [
+    "PendingPipeline",
+    "UsagePipeline",
+    "configure",
+    "exporters_from_env",
+    "force_flush",
+    "get_pipeline",
+    "resolve_sampler",
+    "shutdown",
+]
 
 logger = logging.getLogger("otel_usage")
 
@@ -217,7 +226,7 @@ def get_pipeline() -> UsagePipeline | None:
     return _pipeline
 
 
-def _resolve_sampler(sampler: Sampler | None, settings: CoreSettings) -> Sampler:
+def resolve_sampler(sampler: Sampler | None, settings: CoreSettings) -> Sampler:
     if isinstance(sampler, LevelSampler):
         return sampler
     if sampler is not None:
@@ -253,7 +262,7 @@ def _sampler_from_entry_point(name: str, arg: str | None) -> Sampler | None:
     return None
 
 
-def _exporters_from_env(strict: bool = True) -> list[LogRecordExporter]:
+def exporters_from_env(strict: bool = True) -> list[LogRecordExporter]:
     """The exporters ``OTEL_USAGE_EXPORTERS`` names.
 
     With ``strict`` a sink that cannot start raises; without (under ``opentelemetry-instrument``) it is one
@@ -354,7 +363,7 @@ def configure(
             pipeline = UsagePipeline(tp, lp, core, owns_providers=owns_tp and owns_lp)
             _pipeline = pipeline
             if exporters is None:
-                exporters = _exporters_from_env()
+                exporters = exporters_from_env()
             RUNTIME.changed()
         else:
             pipeline.update(core)
@@ -381,9 +390,9 @@ def _tracer_provider(
         if getattr(current, CAPTURE_INSTALLED_TAG, False):  # installed by capture_usage(): made what we would
             setattr(current, CAPTURE_INSTALLED_TAG, False)
             current._update_resource(resource)
-            current.sampler = _resolve_sampler(sampler, core)
+            current.sampler = resolve_sampler(sampler, core)
         return current, False
-    created = TracerProvider(sampler=_resolve_sampler(sampler, core), resource=resource)
+    created = TracerProvider(sampler=resolve_sampler(sampler, core), resource=resource)
     if isinstance(current, trace.ProxyTracerProvider):
         trace.set_tracer_provider(created)
     else:

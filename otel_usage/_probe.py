@@ -31,7 +31,7 @@ from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._usage_span import FastStart, fast_start_for
 from otel_usage.version import __version__
 
-__all__ = ["ProbeSpec", "Tracker", "fail_span", "get_tracker", "traced_usage"]
+__all__ = ["ProbeSpec", "Tracker", "decorate", "fail_span", "get_tracker", "traced_usage"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,9 +102,9 @@ class Tracker:
     ) -> Any:
         """python_tracker's decorator: ``@tr.probe(level=DEFAULT, fname=None, inc=None, exc=None)``."""
         if callable(level) and not isinstance(level, (Level, int, str)):
-            return _decorate(level, DEFAULT, None, None, None, False, self)
+            return decorate(level, DEFAULT, None, None, None, False, self)
         return functools.partial(
-            _decorate, level=level, name=fname, include=inc, exclude=exc, record_return=record_return, tracker=self
+            decorate, level=level, name=fname, include=inc, exclude=exc, record_return=record_return, tracker=self
         )
 
     def add_info(self, key: str, value: Any) -> None:
@@ -200,9 +200,9 @@ def traced_usage(
         ValueError: a bad level, or include/exclude naming parameters the function does not have.
     """
     if func is not None:
-        return _decorate(func, level, name, include, exclude, record_return, tracker)
+        return decorate(func, level, name, include, exclude, record_return, tracker)
     return functools.partial(
-        _decorate,
+        decorate,
         level=level,
         name=name,
         include=include,
@@ -212,7 +212,7 @@ def traced_usage(
     )
 
 
-def _decorate(
+def decorate(
     func: Any,
     level: Any,
     name: str | None,
@@ -221,8 +221,9 @@ def _decorate(
     record_return: bool,
     tracker: str | Tracker | None,
 ) -> Any:
+    """Wrap ``func`` in a probe (what ``@traced_usage(...)`` and ``Tracker.probe`` do; see ``traced_usage``)."""
     if isinstance(func, (classmethod, staticmethod)):
-        inner = _decorate(func.__func__, level, name, include, exclude, record_return, tracker)
+        inner = decorate(func.__func__, level, name, include, exclude, record_return, tracker)
         return type(func)(inner)
     if not callable(func):
         raise TypeError(f"traced_usage needs a function, got {func!r}")

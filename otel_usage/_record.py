@@ -26,7 +26,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from otel_usage._processor import UsageSpanProcessor
 
-__all__ = ["DISCARDED", "EMITTED", "OPEN", "QUEUED", "SKIP", "WAITING", "Entry", "Root", "Skip", "State"]
+__all__ = [
+    "DISCARDED",
+    "EMITTED",
+    "Entry",
+    "OPEN",
+    "QUEUED",
+    "Root",
+    "SKIP",
+    "Skip",
+    "State",
+    "WAITING",
+]
 
 
 class State(enum.IntEnum):

@@ -159,7 +159,7 @@ def capture_usage(
     captured = CapturedUsage(pipeline, exporter, flush_source=installed)
     saved = (RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value)
     saved_policy = _params.get_policy()
-    saved_lines = (_transaction.VERBOSITY.value, _transaction._bridge is not None)
+    saved_lines = (_transaction.VERBOSITY.value, _transaction.logging_bridge_installed())
     added: list[UsageProcessor] = []
     if installed is not None:
         installed.span_processor.force_flush(5000)  # what ended before the block goes where it was going

@@ -42,7 +42,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Link
 
 from otel_usage import _params, _stats
-from otel_usage._context import _recorded, add_info, current_entry, info_in_force
+from otel_usage._context import add_info, current_entry, info_in_force, is_recorded
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
 from otel_usage._probe import fail_span, get_tracker
@@ -50,7 +50,16 @@ from otel_usage._record import DISCARDED, OPEN, WAITING
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
 from otel_usage._schema import RESERVED_KEYS
 
-__all__ = ["UsageLogHandler", "event", "log", "set_verbosity", "timer", "transaction"]
+__all__ = [
+    "UsageLogHandler",
+    "event",
+    "install_logging_bridge",
+    "log",
+    "logging_bridge_installed",
+    "set_verbosity",
+    "timer",
+    "transaction",
+]
 
 _DEFAULT_LEVEL = {LEVEL_ATTR: "DEFAULT"}
 
@@ -116,7 +125,7 @@ def _root_here() -> Any:
     if HIDDEN.get():
         return None
     entry = current_entry()
-    return entry.root if _recorded(entry) else None
+    return entry.root if is_recorded(entry) else None
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -158,7 +167,7 @@ def _standalone_event(name: str, snapshot: Any) -> None:
     if span is None:
         return
     entry: Any = getattr(span, ENTRY_ATTR, None)
-    if _recorded(entry):
+    if is_recorded(entry):
         entry.set_call(_Spec(name, EVENT_TRACKER), {})
         _append(entry.root, "events", (time.time_ns(), name, snapshot, _context_now()))
     span.add_event(name)
@@ -271,6 +280,11 @@ _bridge_lock = threading.Lock()
 _bridge: UsageLogHandler | None = None
 
 
+def logging_bridge_installed() -> bool:
+    """Whether the bridge is on the root logger."""
+    return _bridge is not None
+
+
 def install_logging_bridge(enabled: bool) -> None:
     """Attach (or detach) the bridge on the root logger, once."""
     global _bridge
@@ -370,7 +384,7 @@ class transaction:
         if span is None:
             return
         entry: Any = getattr(span, ENTRY_ATTR, None)
-        if _recorded(entry):
+        if is_recorded(entry):
             entry.set_call(_Spec(self.name, TRANSACTION_TRACKER), {})
         self._span = span
         self._token = context.attach(trace.set_span_in_context(span))
@@ -386,7 +400,7 @@ class transaction:
             return
         try:
             entry: Any = getattr(span, ENTRY_ATTR, None)
-            if _recorded(entry) and self.data:
+            if is_recorded(entry) and self.data:
                 for key, value in self.data.items():
                     if not isinstance(key, str) or not key or key in RESERVED_KEYS:
                         _stats.count_drop("transaction_bad_info_key", detail=repr(key))

@@ -37,9 +37,9 @@ def core(field: str) -> Callable[[Path], Any]:
 
 
 def exporters(tmp: Path) -> list[str]:
-    from otel_usage._pipeline import _exporters_from_env
+    from otel_usage._pipeline import exporters_from_env
 
-    built = _exporters_from_env()
+    built = exporters_from_env()
     try:
         return [type(e).__name__ for e in built]
     finally:

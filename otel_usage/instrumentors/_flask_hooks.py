@@ -36,7 +36,14 @@ if TYPE_CHECKING:
 
     from otel_usage.instrumentors.flask import UsageTracking
 
-__all__ = ["EXTENSION_KEY", "SPAN_ENVIRON_KEY", "AppState", "call_user", "ensure_server_span", "skip_request"]
+__all__ = [
+    "AppState",
+    "EXTENSION_KEY",
+    "SPAN_ENVIRON_KEY",
+    "call_user",
+    "ensure_server_span",
+    "skip_request",
+]
 
 logger = logging.getLogger(__name__)
 

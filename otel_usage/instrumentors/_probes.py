@@ -19,7 +19,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from otel_usage._config import env_bool
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD
-from otel_usage._probe import _decorate
+from otel_usage._probe import decorate
 from otel_usage._probe_targets import ProbeTarget, match_name, targets_from_env
 
 __all__ = ["ProbeInstrumentor"]
@@ -166,7 +166,7 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
         if target.is_glob:
             include, exclude = _known_params(func, include, exclude)
         try:
-            probe = _decorate(
+            probe = decorate(
                 func,
                 target.level,
                 f"{target.module}.{path}",

@@ -29,10 +29,10 @@ from otel_usage.query._store import Progress, UsageStore
 __all__ = [
     "FIELDS",
     "FIGURES",
-    "PERCENTILES",
-    "PERIODS",
     "Field",
     "JsonlStore",
+    "PERCENTILES",
+    "PERIODS",
     "QueryError",
     "SqlStore",
     "StatsRow",

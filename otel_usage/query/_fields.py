@@ -18,10 +18,10 @@ from typing import Any
 
 __all__ = [
     "FIELDS",
-    "PERCENTILES",
-    "PERIODS",
     "Field",
     "Filter",
+    "PERCENTILES",
+    "PERIODS",
     "QueryError",
     "StoreError",
     "TimeZone",

@@ -21,7 +21,15 @@ from otel_usage.query._fields import (
     value_of,
 )
 
-__all__ = ["FIGURES", "Aggregator", "StatsRow", "UsageStats", "is_error", "number", "order_rows"]
+__all__ = [
+    "Aggregator",
+    "FIGURES",
+    "StatsRow",
+    "UsageStats",
+    "is_error",
+    "number",
+    "order_rows",
+]
 
 
 @dataclasses.dataclass
