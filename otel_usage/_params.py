@@ -1,13 +1,10 @@
-"""Capturing a tracked function's parameters, and turning any value into JSON-native data.
+"""Turning any value into JSON-native data: :func:`serialize`, its limits, redaction and representations.
 
-A probe builds one :class:`ParamCapture` per decorated function, at decoration time (the signature is
-read once, never per call), and calls :meth:`ParamCapture.capture` on every call. Values whose type is
-exactly ``str``/``int``/``float``/``bool``/``None`` are kept as they are (strings cut to the length
-limit); anything else goes through :func:`serialize`, which never raises, never consumes iterators or
-generators, never mutates its input, and always returns something ``json.dumps(x, allow_nan=False)``
-accepts. :func:`configure` installs the limits and the redaction list with :func:`set_policy` (from
-``OTEL_USAGE_PARAM_MAX_*``, ``OTEL_USAGE_REDACT`` and ``OTEL_USAGE_REDACT_DEFAULTS``); this module reads
-no environment variable itself.
+:func:`serialize` never raises, never consumes iterators or generators, never mutates its input, and
+always returns something ``json.dumps(x, allow_nan=False)`` accepts. :func:`configure` installs the
+limits and the redaction list with :func:`set_policy` (from ``OTEL_USAGE_PARAM_MAX_*``,
+``OTEL_USAGE_REDACT`` and ``OTEL_USAGE_REDACT_DEFAULTS``); this module reads no environment variable
+itself.
 
 How a value is represented (the first matching rule wins):
 
@@ -58,8 +55,7 @@ Markers (JSON strings; ``…`` is U+2026) say where something was cut or replace
 
 Any other rule that raises falls back to ``repr(obj)``, cut like any string. The ``max_size`` budget is
 rough: the budget is checked before each item, so a value may go over by about one item per nesting
-level. The extra keyword arguments of a call (``**kwargs``) count as one value: together they get one
-budget and at most ``max_items`` of them are kept.
+level.
 """
 
 from __future__ import annotations
@@ -70,7 +66,6 @@ import dataclasses
 import datetime
 import decimal
 import enum
-import inspect
 import itertools
 import logging
 import numbers
@@ -84,13 +79,19 @@ from typing import Any
 from otel_usage._errors import internal_error
 
 __all__ = [
+    "BIG_INT",
+    "CUT_KEY",
     "REDACTED",
-    "ParamCapture",
     "Redactor",
     "SerializeLimits",
+    "Walker",
+    "big_int",
     "get_policy",
+    "policy",
     "register_representation",
+    "represent",
     "serialize",
+    "serialize_attributes",
     "serialize_decoded",
     "serialize_named",
     "set_policy",
@@ -116,14 +117,11 @@ _CACHE_MAX = 4096
 _MAX_HOPS = 8
 _MAX_TYPE_NAME = 128  # longest class name kept in a marker
 _MAX_CACHED_NAME = 256  # longest name whose redaction answer is cached
-_BIG_INT = 1 << 1024
+BIG_INT = 1 << 1024
 _NATIVE = frozenset({str, int, float, bool, type(None), dict, list, tuple})
-_MISSING: Any = object()  # a parameter without a default
-_VAR_POSITIONAL: Any = object()  # the *args parameter, whatever positional arguments follow the named ones
-_NO_INDEX = 1 << 62  # the position of a parameter that cannot be passed by position
 
 Hook = Callable[[Any], Any]
-Rule = Callable[["_Walker", Any, int], Any]
+Rule = Callable[["Walker", Any, int], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +225,9 @@ class Redactor:
         return False
 
 
-_policy: tuple[SerializeLimits, Redactor] = (SerializeLimits(), Redactor())
+#: The process-wide limits and redactor, replaced (never changed in place) by :func:`set_policy`: read it
+#: as an attribute of this module, a name imported from here keeps the policy of the time of the import.
+policy: tuple[SerializeLimits, Redactor] = (SerializeLimits(), Redactor())
 
 
 def set_policy(limits: SerializeLimits, redactor: Redactor) -> None:
@@ -236,15 +236,15 @@ def set_policy(limits: SerializeLimits, redactor: Redactor) -> None:
     Raises:
         TypeError: an argument has the wrong type.
     """
-    global _policy
+    global policy
     if not isinstance(limits, SerializeLimits) or not isinstance(redactor, Redactor):
         raise TypeError("set_policy() takes a SerializeLimits and a Redactor")
-    _policy = (limits, redactor)
+    policy = (limits, redactor)
 
 
 def get_policy() -> tuple[SerializeLimits, Redactor]:
     """The process-wide limits and redactor."""
-    return _policy
+    return policy
 
 
 # --- representation rules ----------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def _hooked_rule(hook: Hook) -> Rule:
 
 
 def _text_rule(func: Callable[[Any], object]) -> Rule:
-    def rule(w: _Walker, obj: Any, depth: int) -> Any:
+    def rule(w: Walker, obj: Any, depth: int) -> Any:
         result = func(obj)
         if not isinstance(result, str):
             raise TypeError(f"expected a string, got {type(result)!r}")
@@ -355,7 +355,7 @@ def _dataclass_rule(t: type) -> Rule:
     return _fields_rule(names, lambda obj: (getattr(obj, name) for name in names))
 
 
-def _str_subclass_rule(w: _Walker, obj: Any, depth: int) -> Any:
+def _str_subclass_rule(w: Walker, obj: Any, depth: int) -> Any:
     """The plain text of a str subclass, copying only what is kept (``str.__str__`` copies it whole)."""
     n = str.__len__(obj)
     if n <= w.max_length:
@@ -363,7 +363,7 @@ def _str_subclass_rule(w: _Walker, obj: Any, depth: int) -> Any:
     return w.text(str.__getitem__(obj, slice(0, w.max_length)), n)
 
 
-def _fallback_rule(w: _Walker, obj: Any, depth: int) -> Any:
+def _fallback_rule(w: Walker, obj: Any, depth: int) -> Any:
     return w.fallback(obj)
 
 
@@ -430,7 +430,7 @@ def _utf8(s: str) -> str:
     return s
 
 
-def _big_int(value: int) -> str:
+def big_int(value: int) -> str:
     return f"<int of {value.bit_length()} bits>"
 
 
@@ -445,7 +445,7 @@ def _key_text(key: Any) -> str:
     if t is bool or key is None:
         return "true" if key is True else "false" if key is False else "null"
     if t is int:
-        return str(key) if -_BIG_INT < key < _BIG_INT else _big_int(key)
+        return str(key) if -BIG_INT < key < BIG_INT else big_int(key)
     if t is float:
         return repr(key) if key - key == 0.0 else _non_finite(key)
     for convert in (str, repr):
@@ -458,7 +458,7 @@ def _key_text(key: Any) -> str:
     return f"<unrepresentable {_type_name(t)}>"
 
 
-class _Walker:
+class Walker:
     """One top-level value's walk: limits, what remains of the size budget, the containers being walked."""
 
     __slots__ = ("budget", "max_depth", "max_items", "max_length", "redactor", "stack")
@@ -478,7 +478,7 @@ class _Walker:
             return self.text(obj)
         if t is int:
             self.budget -= (obj.bit_length() * 77 >> 8) + 2
-            return obj if -_BIG_INT < obj < _BIG_INT else _big_int(obj)
+            return obj if -BIG_INT < obj < BIG_INT else big_int(obj)
         if t is bool or obj is None:
             self.budget -= 5
             return obj
@@ -621,7 +621,7 @@ class _Walker:
             self.stack.discard(oid)
 
 
-def _represent(value: Any, limits: SerializeLimits, redactor: Redactor) -> Any:
+def represent(value: Any, limits: SerializeLimits, redactor: Redactor) -> Any:
     """One top-level value: the JSON-native fast path, else a walk."""
     t = type(value)
     if t is str:
@@ -631,12 +631,12 @@ def _represent(value: Any, limits: SerializeLimits, redactor: Redactor) -> Any:
         kept = value[:limit]
         return f"{kept if kept.isascii() else _utf8(kept)}…[+{len(value) - limit} chars]"
     if t is int:
-        return value if -_BIG_INT < value < _BIG_INT else _big_int(value)
+        return value if -BIG_INT < value < BIG_INT else big_int(value)
     if t is bool or value is None:
         return value
     if t is float:
         return value if value - value == 0.0 else _non_finite(value)
-    return _Walker(limits, redactor).value(value, 0)
+    return Walker(limits, redactor).value(value, 0)
 
 
 def _unrepresentable(value: object) -> str:
@@ -645,9 +645,9 @@ def _unrepresentable(value: object) -> str:
 
 def serialize(value: object) -> Any:
     """A JSON-native copy of ``value`` under the current policy (dict keys redacted); never raises."""
-    limits, redactor = _policy
+    limits, redactor = policy
     try:
-        return _represent(value, limits, redactor)
+        return represent(value, limits, redactor)
     except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
         internal_error(exc, "serialize")
         return _unrepresentable(value)
@@ -661,13 +661,13 @@ def serialize_decoded(value: object, room: int = 4096) -> Any:
     W3C baggage entry: 4096 bytes) is cut, so a value that already went through :func:`serialize` on the
     sending side comes back as it was.
     """
-    limits, redactor = _policy
+    limits, redactor = policy
     try:
         if limits.max_length < room or limits.max_size < room:
             limits = dataclasses.replace(
                 limits, max_length=max(limits.max_length, room), max_size=max(limits.max_size, room)
             )
-        return _represent(value, limits, redactor)
+        return represent(value, limits, redactor)
     except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
         internal_error(exc, "serialize_decoded")
         return _unrepresentable(value)
@@ -681,7 +681,7 @@ def serialize_attributes(attributes: Mapping[str, Any]) -> Any:
     replayed here), the result is the attributes as they are, sensitive keys redacted, which is what the
     walk gives; anything else takes the walk.
     """
-    limits, redactor = _policy
+    limits, redactor = policy
     try:
         if len(attributes) > limits.max_items:
             return serialize(dict(attributes))
@@ -699,7 +699,7 @@ def serialize_attributes(attributes: Mapping[str, Any]) -> Any:
                 budget -= len(value) + 2
             elif t is bool:
                 budget -= 5
-            elif t is int and -_BIG_INT < value < _BIG_INT:
+            elif t is int and -BIG_INT < value < BIG_INT:
                 budget -= (value.bit_length() * 77 >> 8) + 2
             elif t is float and value - value == 0.0:
                 budget -= 12
@@ -715,190 +715,11 @@ def serialize_attributes(attributes: Mapping[str, Any]) -> Any:
 
 def serialize_named(name: str, value: object) -> Any:
     """Like :func:`serialize`, but :data:`REDACTED` when ``name`` is sensitive; never raises."""
-    limits, redactor = _policy
+    limits, redactor = policy
     try:
         if redactor.is_sensitive(name):
             return REDACTED
-        return _represent(value, limits, redactor)
+        return represent(value, limits, redactor)
     except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
         internal_error(exc, "serialize_named")
         return _unrepresentable(value)
-
-
-# --- parameter capture --------------------------------------------------------------------------------
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
-
-def _describe(func: Callable[..., Any]) -> str:
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    module = getattr(func, "__module__", None)
-    if not isinstance(name, str):
-        return repr(func)
-    return f"{module}.{name}" if isinstance(module, str) else name
-
-
-def _name_set(names: Iterable[str] | None) -> frozenset[str] | None:
-    if names is None:
-        return None
-    return frozenset((names,) if isinstance(names, str) else names)
-
-
-class ParamCapture:
-    """How to capture one function's parameters, precomputed at decoration time.
-
-    Attributes:
-        is_method: the call's first argument is the instance or class: the first parameter is named
-            ``self`` or ``cls`` and the function is defined in a class (a bound method is not: its
-            instance is not among the arguments).
-        first_param: ``"self"`` or ``"cls"`` when :attr:`is_method`, else None.
-    """
-
-    __slots__ = (
-        "_extra_exclude", "_extra_include", "_extras", "_keyword", "_names", "_npos", "_plan", "_sensitive",
-        "first_param", "is_method",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        include: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-    ) -> None:
-        """Read ``func``'s signature once.
-
-        Args:
-            func: the function (also a method, classmethod, staticmethod, partial, builtin).
-            include: capture only these parameter names (and ``**kwargs`` keys); naming the ``*args``
-                or ``**kwargs`` parameter includes all its values. ``self``/``cls`` only when named here.
-            exclude: never capture these names; exclude wins over include.
-
-        Raises:
-            ValueError: include or exclude names a parameter the function does not have (unless it takes
-                ``**kwargs``, or its signature cannot be read, when any key may turn up).
-        """
-        if isinstance(func, (classmethod, staticmethod)):
-            func = func.__func__
-        try:
-            parameters: list[inspect.Parameter] | None = list(inspect.signature(func).parameters.values())
-        except Exception:
-            logger.debug("no signature for %r; capturing args and kwargs as given", func, exc_info=True)
-            parameters = None
-        if parameters is None:
-            parameters = [
-                inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
-                inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-            ]
-        first = parameters[0] if parameters and parameters[0].kind in _POSITIONAL else None
-        self_name = first.name if first is not None and first.name in ("self", "cls") else None
-        qualname = getattr(func, "__qualname__", "")
-        parts = qualname.split(".") if isinstance(qualname, str) else []
-        self.is_method = self_name is not None and len(parts) >= 2 and parts[-2] != "<locals>"
-        self.first_param = self_name if self.is_method else None
-
-        var_keyword = next((p.name for p in parameters if p.kind is inspect.Parameter.VAR_KEYWORD), None)
-        inc, exc = _name_set(include), _name_set(exclude) or frozenset()
-        unknown = ((inc or frozenset()) | exc) - {p.name for p in parameters}
-        if unknown and var_keyword is None:
-            raise ValueError(
-                f"{_describe(func)} has no parameter named {', '.join(sorted(unknown))} "
-                f"(include/exclude); its parameters are: {', '.join(p.name for p in parameters) or 'none'}"
-            )
-
-        npos = sum(1 for p in parameters if p.kind in _POSITIONAL)
-        plan: list[tuple[str, int, Any, bool]] = []
-        for index, p in enumerate(parameters):
-            name = p.name
-            if p.kind is inspect.Parameter.VAR_KEYWORD or name in exc or (inc is not None and name not in inc):
-                continue
-            if name == self_name and not (inc and name in inc):
-                continue
-            if p.kind is inspect.Parameter.VAR_POSITIONAL:
-                plan.append((name, _NO_INDEX, _VAR_POSITIONAL, False))
-            else:
-                default = _MISSING if p.default is inspect.Parameter.empty else p.default
-                plan.append((name, index if index < npos else _NO_INDEX, default, p.kind in _KEYWORD))
-        self._plan = tuple(plan)
-        self._npos = npos
-        self._keyword = frozenset(p.name for p in parameters if p.kind in _KEYWORD)
-        self._names = tuple(p.name for p in parameters)
-        self._extras = var_keyword is None or var_keyword not in exc
-        self._extra_include = None if inc is None or var_keyword in inc else inc
-        self._extra_exclude = exc
-        self._sensitive: tuple[Redactor | None, frozenset[str]] = (None, frozenset())
-
-    def capture(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's parameters, JSON-native, keyed by name in signature order; never raises.
-
-        Defaults are applied; extra positional arguments are a list under the ``*args`` name; extra
-        keyword arguments follow, each under its own key (``"**key"`` if the key is already taken), at
-        most ``max_items`` of them within one ``max_size`` budget (then ``"…": "+N items"``).
-        A call that does not bind is captured as far as it goes: positional arguments by name in
-        order, keywords by key.
-        """
-        limits, redactor = _policy
-        try:
-            return self._capture(args, kwargs, limits, redactor)
-        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
-            internal_error(exc, "ParamCapture.capture")
-            return {}
-
-    def _capture(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], limits: SerializeLimits, redactor: Redactor
-    ) -> dict[str, Any]:
-        cached = self._sensitive
-        if cached[0] is not redactor:
-            cached = self._sensitive = (redactor, frozenset(n for n in self._names if redactor.is_sensitive(n)))
-        sensitive = cached[1]
-        max_length = min(limits.max_length, limits.max_size)
-        n = len(args)
-        out: dict[str, Any] = {}
-        for name, index, default, by_keyword in self._plan:
-            if index < n:
-                value = args[index]
-            elif by_keyword and kwargs and name in kwargs:
-                value = kwargs[name]
-            elif default is _MISSING:
-                continue
-            elif default is _VAR_POSITIONAL:
-                value = args[self._npos :]
-            else:
-                value = default
-            t = type(value)
-            if name in sensitive:
-                out[name] = REDACTED
-            elif t is str:
-                short = len(value) <= max_length and value.isascii()
-                out[name] = value if short else _represent(value, limits, redactor)
-            elif t is int or t is bool or value is None:
-                out[name] = value if t is not int or -_BIG_INT < value < _BIG_INT else _big_int(value)
-            else:
-                out[name] = _represent(value, limits, redactor)
-        if not kwargs or not self._extras:
-            return out
-        keyword, include, exclude = self._keyword, self._extra_include, self._extra_exclude
-        # The extra keyword arguments are as many as the caller passes (``f(**request.args)``): like one
-        # dict, they share one size budget and at most max_items of them are kept.
-        walker: _Walker | None = None
-        kept = cut = 0
-        for key, value in kwargs.items():
-            if key in keyword or (include is not None and key not in include) or key in exclude:
-                continue
-            if walker is None:
-                walker = _Walker(limits, redactor)
-            if kept >= limits.max_items or walker.budget <= 0:
-                cut += 1
-                continue
-            kept += 1
-            secret = redactor.is_sensitive(key[: limits.max_length])
-            slot = key if len(key) <= max_length and key.isascii() else _represent(key, limits, redactor)
-            if slot in out:
-                slot = f"**{slot}"
-                if slot in out:
-                    slot = next(f"{slot}#{i}" for i in itertools.count(2) if f"{slot}#{i}" not in out)
-            walker.budget -= len(slot) + 4
-            out[slot] = walker.marker(REDACTED) if secret else walker.value(value, 0)
-        if cut:
-            out[CUT_KEY] = f"+{cut} items"
-        return out

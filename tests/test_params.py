@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otel_usage._capture import ParamCapture
 from otel_usage._params import (
     REDACTED,
-    ParamCapture,
     Redactor,
     SerializeLimits,
     get_policy,
