@@ -18,7 +18,8 @@ from typing import Any
 
 from otel_usage import _params
 from otel_usage._errors import internal_error
-from otel_usage._params import BIG_INT, CUT_KEY, REDACTED, Redactor, SerializeLimits, Walker, big_int, represent
+from otel_usage._params import BIG_INT, CUT_KEY, SerializeLimits, Walker, big_int, represent
+from otel_usage._redact import REDACTED, Redactor
 
 __all__ = ["ParamCapture"]
 

@@ -30,7 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _params, _stats
+from otel_usage import _params, _redact, _stats
 from otel_usage import environment_variables as ev
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings, env_bool, env_int, env_list
@@ -66,7 +66,7 @@ def apply_settings(settings: CoreSettings) -> None:
             max_items=settings.param_max_items,
             max_size=settings.param_max_size,
         ),
-        _params.Redactor(settings.redact, defaults=settings.redact_defaults),
+        _redact.Redactor(settings.redact, defaults=settings.redact_defaults),
     )
     VERBOSITY.value = settings.log_verbosity
     install_logging_bridge(settings.log_bridge)

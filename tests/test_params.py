@@ -24,8 +24,6 @@ from hypothesis import strategies as st
 
 from otel_usage._capture import ParamCapture
 from otel_usage._params import (
-    REDACTED,
-    Redactor,
     SerializeLimits,
     get_policy,
     register_representation,
@@ -34,6 +32,7 @@ from otel_usage._params import (
     serialize_named,
     set_policy,
 )
+from otel_usage._redact import REDACTED, Redactor
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from otel_usage import _params
+from otel_usage import _params, _redact
 
 if TYPE_CHECKING:
     from flask import Request
@@ -70,7 +70,7 @@ def _arguments(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if type(key) is not str or type(value) not in _PLAIN or (type(value) is str and len(value) > longest):
             return dict(_params.serialize(values))
-        out[key] = _params.REDACTED if redactor.is_sensitive(key) else value
+        out[key] = _redact.REDACTED if redactor.is_sensitive(key) else value
     return out
 
 
@@ -242,7 +242,7 @@ def redacted_query(request: Request) -> str | None:
     redactor = _params.get_policy()[1]
     if not any(redactor.is_sensitive(key) for key in args):
         return None
-    pairs = [(key, _params.REDACTED if redactor.is_sensitive(key) else value) for key, value in args.items(multi=True)]
+    pairs = [(key, _redact.REDACTED if redactor.is_sensitive(key) else value) for key, value in args.items(multi=True)]
     return urlencode(pairs)
 
 
