@@ -3,8 +3,8 @@
 A probe builds one :class:`ParamCapture` per decorated function, at decoration time (the signature is
 read once, never per call), and calls :meth:`ParamCapture.capture` on every call. Values whose type is
 exactly ``str``/``int``/``float``/``bool``/``None`` are kept as they are (strings cut to the length
-limit); anything else is serialized under the process-wide policy (see :mod:`otel_usage._params`), with
-the same limits, markers and redaction. The extra keyword arguments of a call (``**kwargs``) count as
+limit); anything else is serialized under the process-wide policy (see :mod:`otel_usage._serialize`),
+with the same limits, markers and redaction. The extra keyword arguments of a call (``**kwargs``) count as
 one value: together they get one budget and at most ``max_items`` of them are kept.
 """
 
@@ -16,10 +16,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from otel_usage import _params
+from otel_usage import _serialize
 from otel_usage._errors import internal_error
-from otel_usage._params import BIG_INT, CUT_KEY, SerializeLimits, Walker, big_int, represent
 from otel_usage._redact import REDACTED, Redactor
+from otel_usage._represent import BIG_INT, big_int
+from otel_usage._serialize import CUT_KEY, SerializeLimits, Walker, represent
 
 __all__ = ["ParamCapture"]
 
@@ -138,7 +139,7 @@ class ParamCapture:
         A call that does not bind is captured as far as it goes: positional arguments by name in
         order, keywords by key.
         """
-        limits, redactor = _params.policy
+        limits, redactor = _serialize.policy
         try:
             return self._capture(args, kwargs, limits, redactor)
         except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it

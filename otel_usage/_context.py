@@ -43,7 +43,7 @@ from urllib.parse import quote_plus
 
 from opentelemetry import baggage, context, trace
 
-from otel_usage import _params, _stats
+from otel_usage import _serialize, _stats
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
 
@@ -95,11 +95,11 @@ def decode_info_value(raw: str) -> Any:
     """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string.
 
     Inbound baggage is untrusted: a decoded value is made JSON-safe (``j:NaN``, ``j:1e400``, nesting past
-    the recursion limit, lone surrogates) by :func:`~otel_usage._params.serialize_decoded`.
+    the recursion limit, lone surrogates) by :func:`~otel_usage._serialize.serialize_decoded`.
     """
     if raw.startswith(_JSON_PREFIX):
         try:
-            return _params.serialize_decoded(json.loads(raw[len(_JSON_PREFIX) :]))
+            return _serialize.serialize_decoded(json.loads(raw[len(_JSON_PREFIX) :]))
         except (ValueError, RecursionError):
             return raw
     return raw
@@ -126,7 +126,7 @@ def _recorded(entry: Any) -> bool:
 
 def _prepared(key: str, value: Any) -> tuple[Any, str] | None:
     """Serialize an info value and its baggage form; None (warned, counted) when it cannot travel."""
-    clean = _params.serialize_named(key, value)
+    clean = _serialize.serialize_named(key, value)
     encoded = encode_info_value(clean)
     # percent-encoding at most triples the UTF-8 bytes: measure exactly only when that could be too long
     if (len(key) + len(encoded)) * 12 + 1 > _MAX_PAIR_BYTES and (
@@ -202,7 +202,7 @@ def add_data(key: str, value: Any, depth: int | None = None) -> None:
             return
         if target.data is None:
             target.data = {}
-        target.data[key] = _params.serialize_named(key, value)
+        target.data[key] = _serialize.serialize_named(key, value)
     except Exception as exc:  # noqa: BLE001
         from otel_usage._errors import internal_error
 

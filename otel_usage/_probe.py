@@ -26,10 +26,10 @@ from otel_usage._context import add_data as _add_data
 from otel_usage._context import add_info as _add_info
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD, Level, parse_level
-from otel_usage._params import serialize
 from otel_usage._processor import Entry
 from otel_usage._processor import _Skip as _SKIP_CLASS
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
+from otel_usage._serialize import serialize
 from otel_usage.version import __version__
 
 __all__ = ["ProbeSpec", "Tracker", "get_tracker", "traced_usage"]
