@@ -290,7 +290,7 @@ def key_text(key: Any) -> str:
                 return str.__str__(text)
         except Exception:
             logger.debug("%s() of a dict key failed", convert.__name__, exc_info=True)
-    return f"<unrepresentable {type_name(t)}>"
+    return unrepresentable(key)
 
 
 def unrepresentable(value: object) -> str:
