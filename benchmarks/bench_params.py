@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from otel_usage._params import ParamCapture
+from otel_usage._capture import ParamCapture
 
 ROUNDS = 31
 CALLS = 20_000

@@ -19,10 +19,10 @@ from otel_usage._chain import (
 )
 from otel_usage._context import add_data, add_info, get_info, usage_context
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
-from otel_usage._params import register_representation
 from otel_usage._pipeline import UsagePipeline, configure, force_flush, get_pipeline, shutdown
 from otel_usage._probe import Tracker, get_tracker, traced_usage
 from otel_usage._processor import UsageSpanProcessor
+from otel_usage._represent import register_representation
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats

@@ -42,7 +42,7 @@ from urllib.parse import quote_plus
 
 from opentelemetry import baggage, context, trace
 
-from otel_usage import _params, _stats
+from otel_usage import _serialize, _stats
 from otel_usage._info_codec import encode_info_value
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
 from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
@@ -98,7 +98,7 @@ def is_recorded(entry: Any) -> bool:
 
 def _prepared(key: str, value: Any) -> tuple[Any, str] | None:
     """Serialize an info value and its baggage form; None (warned, counted) when it cannot travel."""
-    clean = _params.serialize_named(key, value)
+    clean = _serialize.serialize_named(key, value)
     encoded = encode_info_value(clean)
     # percent-encoding at most triples the UTF-8 bytes: measure exactly only when that could be too long
     if (len(key) + len(encoded)) * 12 + 1 > _MAX_PAIR_BYTES and (
@@ -170,7 +170,7 @@ def add_data(key: str, value: Any, depth: int | None = None) -> None:
             _warn_once("depth", f"{key}:{depth}", f"otel_usage: add_data(%r, depth={depth}) names no ancestor; ignored")
             _stats.count_drop("data_bad_depth")
             return
-        target.add_data(key, _params.serialize_named(key, value))
+        target.add_data(key, _serialize.serialize_named(key, value))
     except Exception as exc:  # noqa: BLE001
         from otel_usage._errors import internal_error
 

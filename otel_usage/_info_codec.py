@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from otel_usage import _params
+from otel_usage import _serialize
 
 __all__ = ["JSON_PREFIX", "decode_info_value", "encode_info_value"]
 
@@ -27,11 +27,11 @@ def decode_info_value(raw: str) -> Any:
     """Inverse of :func:`encode_info_value`; a malformed encoded value stays the raw string.
 
     Inbound baggage is untrusted: a decoded value is made JSON-safe (``j:NaN``, ``j:1e400``, nesting past
-    the recursion limit, lone surrogates) by :func:`~otel_usage._params.serialize_decoded`.
+    the recursion limit, lone surrogates) by :func:`~otel_usage._serialize.serialize_decoded`.
     """
     if raw.startswith(JSON_PREFIX):
         try:
-            return _params.serialize_decoded(json.loads(raw[len(JSON_PREFIX) :]))
+            return _serialize.serialize_decoded(json.loads(raw[len(JSON_PREFIX) :]))
         except (ValueError, RecursionError):
             return raw
     return raw

@@ -23,9 +23,9 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_usage import _stats
 from otel_usage._chain import UsageProcessor, run_chain
 from otel_usage._errors import internal_error
-from otel_usage._params import serialize_attributes
 from otel_usage._record import Entry, Root
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
+from otel_usage._serialize import serialize_attributes
 from otel_usage.version import __version__
 
 __all__ = ["LogEmitter", "assemble"]

@@ -30,7 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _params, _stats
+from otel_usage import _redact, _serialize, _stats
 from otel_usage import environment_variables as ev
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings, env_bool, env_int, env_list
@@ -68,14 +68,14 @@ DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
 def apply_settings(settings: CoreSettings) -> None:
     """Make ``settings`` the process-wide policy of probes (threshold, serialization, redaction)."""
     THRESHOLD.value = int(settings.level)
-    _params.set_policy(
-        _params.SerializeLimits(
+    _serialize.set_policy(
+        _serialize.SerializeLimits(
             max_depth=settings.param_max_depth,
             max_length=settings.param_max_length,
             max_items=settings.param_max_items,
             max_size=settings.param_max_size,
         ),
-        _params.Redactor(settings.redact, defaults=settings.redact_defaults),
+        _redact.Redactor(settings.redact, defaults=settings.redact_defaults),
     )
     VERBOSITY.value = settings.log_verbosity
     install_logging_bridge(settings.log_bridge)

@@ -21,13 +21,14 @@ from typing import Any, ParamSpec, TypeVar, overload
 from opentelemetry import context, trace
 from opentelemetry.trace import Status, StatusCode
 
+from otel_usage._capture import ParamCapture
 from otel_usage._context import add_data as _add_data
 from otel_usage._context import add_info as _add_info
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD, Level, parse_level
-from otel_usage._params import ParamCapture, serialize
 from otel_usage._record import Entry, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, LEVEL_ATTR, RUNTIME
+from otel_usage._serialize import serialize
 from otel_usage._usage_span import FastStart, fast_start_for
 from otel_usage.version import __version__
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _params, _pipeline, _transaction
+from otel_usage import _pipeline, _serialize, _transaction
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings
 from otel_usage._levels import THRESHOLD
@@ -158,7 +158,7 @@ def capture_usage(
     pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
     captured = CapturedUsage(pipeline, exporter, flush_source=installed)
     saved = (RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value)
-    saved_policy = _params.get_policy()
+    saved_policy = _serialize.get_policy()
     saved_lines = (_transaction.VERBOSITY.value, _transaction.logging_bridge_installed())
     added: list[UsageProcessor] = []
     if installed is not None:
@@ -191,7 +191,7 @@ def capture_usage(
                 with contextlib.suppress(ValueError):
                     installed.emitter.processors.remove(processor)
         RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value = saved
-        _params.set_policy(*saved_policy)
+        _serialize.set_policy(*saved_policy)
         _transaction.VERBOSITY.value = saved_lines[0]
         _transaction.install_logging_bridge(saved_lines[1])
         RUNTIME.changed()

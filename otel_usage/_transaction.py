@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from opentelemetry import context, trace
 from opentelemetry.trace import Link
 
-from otel_usage import _params, _stats
+from otel_usage import _serialize, _stats
 from otel_usage._context import add_info, current_entry, info_in_force, is_recorded
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
@@ -146,7 +146,7 @@ def event(name: str, data: Any = None) -> None:
     """
     try:
         name = str(name) if name else "unknown"
-        snapshot = _params.serialize(data) if data is not None else {}
+        snapshot = _serialize.serialize(data) if data is not None else {}
         if HIDDEN.get():
             return
         root = _root_here()
@@ -215,7 +215,7 @@ class _LogLines:
             text = message() if callable(message) else message
             line: tuple[Any, ...] = (time.time_ns(), level, str(text))
             if data is not None:
-                line = (*line, _params.serialize(data))
+                line = (*line, _serialize.serialize(data))
             _append(root, "lines", line)
         except Exception as exc:  # noqa: BLE001
             internal_error(exc, "log line")
@@ -405,7 +405,7 @@ class transaction:
                     if not isinstance(key, str) or not key or key in RESERVED_KEYS:
                         _stats.count_drop("transaction_bad_info_key", detail=repr(key))
                         continue
-                    entry.add_info(key, _params.serialize_named(key, value))
+                    entry.add_info(key, _serialize.serialize_named(key, value))
             if exc is not None:
                 fail_span(span, exc)
         except Exception as err:  # noqa: BLE001

@@ -32,7 +32,9 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 from otel_usage import _stats, add_data, add_info, traced_usage
-from otel_usage._params import ParamCapture, Redactor, SerializeLimits, get_policy, serialize, set_policy
+from otel_usage._capture import ParamCapture
+from otel_usage._redact import Redactor
+from otel_usage._serialize import SerializeLimits, get_policy, serialize, set_policy
 from otel_usage.exporters.file import FileUsageExporter
 from otel_usage.exporters.sql import SqlUsageExporter
 from otel_usage.testing import capture_usage

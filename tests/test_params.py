@@ -1,4 +1,4 @@
-"""Parameter capture, redaction and the never-raising serializer of otel_usage._params."""
+"""Parameter capture, redaction and the never-raising serializer: otel_usage._capture and _serialize."""
 
 from __future__ import annotations
 
@@ -22,13 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_usage._params import (
-    REDACTED,
-    ParamCapture,
-    Redactor,
+from otel_usage._capture import ParamCapture
+from otel_usage._redact import REDACTED, Redactor
+from otel_usage._represent import register_representation
+from otel_usage._serialize import (
     SerializeLimits,
     get_policy,
-    register_representation,
     serialize,
     serialize_attributes,
     serialize_named,

@@ -130,7 +130,7 @@ def skip_request() -> bool:
 def _hooked(hook: Callable[..., Any], request: Request, fields: dict[str, Any]) -> dict[str, Any]:
     """Let the app's ``request_hook`` adjust the fields; what it added or changed is serialized (and
     redacted by name when added) like any info value, so that nothing unencodable reaches an exporter."""
-    from otel_usage._params import serialize, serialize_named
+    from otel_usage._serialize import serialize, serialize_named
 
     before = dict(fields)
     call_user("request_hook", hook, request, fields)
@@ -225,7 +225,7 @@ class AppState:
         if self.geo is not None:
             ip = fields["client_ip"]
             found = call_user("geo_resolver", self.geo, ip) if ip else None
-            from otel_usage._params import serialize
+            from otel_usage._serialize import serialize
 
             fields["geo"] = serialize(dict(found)) if isinstance(found, Mapping) else None
         if tracking.request_hook is not None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from otel_usage import _params
+from otel_usage import _redact, _serialize
 
 if TYPE_CHECKING:
     from flask import Request
@@ -51,10 +51,10 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str:
-        limits = _params.get_policy()[0]
+        limits = _serialize.get_policy()[0]
         if len(value) <= limits.max_length and len(value) <= limits.max_size and value.isascii():
             return value
-    cut: str = _params.serialize(str(value))
+    cut: str = _serialize.serialize(str(value))
     return cut
 
 
@@ -64,13 +64,13 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTION
 
 def _arguments(values: Mapping[str, Any]) -> dict[str, Any]:
     """View arguments as JSON-native values, sensitive names redacted (plain short values without a walk)."""
-    limits, redactor = _params.get_policy()
+    limits, redactor = _serialize.get_policy()
     longest = min(limits.max_length, limits.max_size)
     out: dict[str, Any] = {}
     for key, value in values.items():
         if type(key) is not str or type(value) not in _PLAIN or (type(value) is str and len(value) > longest):
-            return dict(_params.serialize(values))
-        out[key] = _params.REDACTED if redactor.is_sensitive(key) else value
+            return dict(_serialize.serialize(values))
+        out[key] = _redact.REDACTED if redactor.is_sensitive(key) else value
     return out
 
 
@@ -239,10 +239,10 @@ def redacted_query(request: Request) -> str | None:
     args = request.args
     if not args:
         return None
-    redactor = _params.get_policy()[1]
+    redactor = _serialize.get_policy()[1]
     if not any(redactor.is_sensitive(key) for key in args):
         return None
-    pairs = [(key, _params.REDACTED if redactor.is_sensitive(key) else value) for key, value in args.items(multi=True)]
+    pairs = [(key, _redact.REDACTED if redactor.is_sensitive(key) else value) for key, value in args.items(multi=True)]
     return urlencode(pairs)
 
 
@@ -295,7 +295,7 @@ def request_fields(request: Request, status: int, trusted_proxies: int, username
     if environ.get("QUERY_STRING"):
         args = request.args
         query = redacted_query(request)
-        url_args = _params.serialize({key: args.getlist(key) for key in args})
+        url_args = _serialize.serialize({key: args.getlist(key) for key in args})
     if username is None and authorization:
         username = _basic_user(authorization)
     return {
