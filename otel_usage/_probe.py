@@ -448,46 +448,64 @@ def _async_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., A
     return wrapper
 
 
+class _Iteration:
+    """A generator probe's state across the steps of the iteration: its span, and the context each step
+    runs in (attached only while the generator runs, resumed as the previous step left it)."""
+
+    __slots__ = ("ctx", "hide", "span")
+
+    def __init__(self, spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.span, self.ctx, self.hide = _start_detached(spec, args, kwargs)
+
+    def enter(self) -> Any:
+        return _enter(self.ctx, self.hide)
+
+    def leave(self, token: Any) -> None:
+        if self.ctx is not None:  # the next step resumes the context this one left (open usage contexts)
+            self.ctx = context.get_current()
+        _leave(token, self.hide)
+
+    def end(self, exc: BaseException | None, result: Any = None, record_return: bool = False) -> None:
+        if self.span is not None:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                fail_span(self.span, exc)
+            _finish_detached(self.span, result, record_return)
+
+
 def _gen_wrapper(func: Callable[..., Generator[Any, Any, Any]], spec: ProbeSpec) -> Callable[..., Iterator[Any]]:
     """The span covers the whole iteration; the context is attached only while the generator runs."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        span, ctx, hide = _start_detached(spec, args, kwargs)
+        steps = _Iteration(spec, args, kwargs)
         gen = func(*args, **kwargs)
         sent: Any = None
         thrown: BaseException | None = None
         try:
             while True:
-                token = _enter(ctx, hide)
+                token = steps.enter()
                 try:
                     item = gen.throw(thrown) if thrown is not None else gen.send(sent)
                 except StopIteration as stop:
                     result = stop.value
                     break
                 finally:
-                    if ctx is not None:  # the next step resumes the context this one left (open usage contexts)
-                        ctx = context.get_current()
-                    _leave(token, hide)
+                    steps.leave(token)
                 thrown = None
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = _enter(ctx, hide)
+                    token = steps.enter()
                     try:
                         gen.close()
                     finally:
-                        _leave(token, hide)
+                        steps.leave(token)
                     raise
                 except BaseException as exc:  # noqa: BLE001
                     thrown = exc
         except BaseException as exc:
-            if span is not None and not isinstance(exc, GeneratorExit):
-                fail_span(span, exc)
-            if span is not None:
-                _finish_detached(span, None, False)
+            steps.end(exc)
             raise
-        if span is not None:
-            _finish_detached(span, result, spec.record_return)
+        steps.end(None, result, spec.record_return)
         return result
 
     return wrapper
@@ -497,44 +515,35 @@ def _async_gen_wrapper(
     func: Callable[..., AsyncGenerator[Any, Any]], spec: ProbeSpec
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        span, ctx, hide = _start_detached(spec, args, kwargs)
+        steps = _Iteration(spec, args, kwargs)
         agen = func(*args, **kwargs)
         sent: Any = None
         thrown: BaseException | None = None
         try:
             while True:
-                token = _enter(ctx, hide)
+                token = steps.enter()
                 try:
-                    if thrown is not None:
-                        item = await agen.athrow(thrown)
-                    else:
-                        item = await agen.asend(sent)
+                    item = await (agen.athrow(thrown) if thrown is not None else agen.asend(sent))
                 except StopAsyncIteration:
                     break
                 finally:
-                    if ctx is not None:  # the next step resumes the context this one left (open usage contexts)
-                        ctx = context.get_current()
-                    _leave(token, hide)
+                    steps.leave(token)
                 thrown = None
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = _enter(ctx, hide)
+                    token = steps.enter()
                     try:
                         await agen.aclose()
                     finally:
-                        _leave(token, hide)
+                        steps.leave(token)
                     raise
                 except BaseException as exc:  # noqa: BLE001
                     thrown = exc
         except BaseException as exc:
-            if span is not None and not isinstance(exc, GeneratorExit):
-                fail_span(span, exc)
-            if span is not None:
-                _finish_detached(span, None, False)
+            steps.end(exc)
             raise
-        if span is not None:
-            _finish_detached(span, None, False)
+        steps.end(None)
 
     return wrapper
 
