@@ -54,6 +54,7 @@ __all__ = [
     "get_info",
     "info_in_force",
     "is_recorded",
+    "per_call",
     "usage_context",
 ]
 
@@ -282,18 +283,24 @@ class usage_context(contextlib.ContextDecorator):
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:  # type: ignore[override]
         raw = self._raw
-        if inspect.iscoroutinefunction(func):
+        return per_call(func, lambda: usage_context(raw))
 
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with usage_context(raw):
-                    return await func(*args, **kwargs)
 
-            return run_async  # type: ignore[return-value]
+def per_call(func: Callable[P, R], make: Callable[[], contextlib.AbstractContextManager[Any]]) -> Callable[P, R]:
+    """``func`` (plain or async) run inside a new ``make()`` on each call: the decorator form of
+    :class:`usage_context` and ``timer``."""
+    if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
-        def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            with usage_context(raw):
-                return func(*args, **kwargs)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with make():
+                return await func(*args, **kwargs)
 
-        return run
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with make():
+            return func(*args, **kwargs)
+
+    return run

@@ -29,8 +29,6 @@ counted as ``late_event`` / ``late_log_line`` / ``late_timer``.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import logging
 import threading
@@ -42,7 +40,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Link
 
 from otel_usage import _serialize, _stats
-from otel_usage._context import add_info, current_entry, info_in_force, is_recorded
+from otel_usage._context import add_info, current_entry, info_in_force, is_recorded, per_call
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
 from otel_usage._probe import fail_span, get_tracker
@@ -330,21 +328,7 @@ class timer(contextlib.ContextDecorator):
 
     def __call__(self, func: F) -> F:  # type: ignore[override]
         name = self.name
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with timer(name):
-                    return await func(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with timer(name):
-                return func(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
+        return per_call(func, lambda: timer(name))  # type: ignore[return-value]
 
 
 # --- transactions -------------------------------------------------------------------------------
