@@ -38,13 +38,13 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -61,7 +61,6 @@ from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_schema import (
     COMPONENT,
-    PREPARED_CALL_COLUMNS,
     PreparedLog,
     SqlTables,
     dumps,
@@ -71,6 +70,7 @@ from otel_usage.exporters._sql_schema import (
     to_utc,
     validate_identifier,
 )
+from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
 
 __all__ = ["SqlUsageExporter"]
 
@@ -82,7 +82,6 @@ DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
 #: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _WARNING_INTERVAL_SECONDS = 60.0
-_BEGIN_IMMEDIATE = "otel_usage_begin_immediate"
 
 #: Errors that come from one log's values: isolate the log instead of failing the batch.
 _DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -196,7 +195,7 @@ class SqlUsageExporter(LogRecordExporter):
         self._last_warning = 0.0
         self._last_error = ""
         self._insert_logs = self._build_insert_logs()
-        self._sqlite: _SqliteWriter | None = None
+        self._sqlite: SqliteWriter | None = None
         self._memory = self._backend == "sqlite" and (
             self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
         )
@@ -379,10 +378,10 @@ class SqlUsageExporter(LogRecordExporter):
             conn.execute(self._tables.calls.insert(), calls)
         return len(ids)
 
-    def _sqlite_writer(self, dialect: Dialect) -> _SqliteWriter:
+    def _sqlite_writer(self, dialect: Dialect) -> SqliteWriter:
         writer = self._sqlite
         if writer is None or writer.dialect is not dialect:
-            writer = self._sqlite = _SqliteWriter(self._tables, dialect)
+            writer = self._sqlite = SqliteWriter(self._tables, dialect)
         return writer
 
     def _build_insert_logs(self) -> Any:
@@ -449,14 +448,14 @@ class SqlUsageExporter(LogRecordExporter):
         options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
         engine = create_engine(self._url, **options)
         if self._backend == "sqlite":
-            _configure_sqlite(engine, self._busy_timeout_millis)
+            configure_sqlite(engine, self._busy_timeout_millis)
         return engine
 
     @contextlib.contextmanager
     def _connect(self, write: bool) -> Iterator[Connection]:
         with self._memory_lock or contextlib.nullcontext(), self._get_engine().connect() as conn:
             if write and self._backend == "sqlite":
-                conn.execution_options(**{_BEGIN_IMMEDIATE: True})
+                conn.execution_options(**{BEGIN_IMMEDIATE: True})
             yield conn
 
     def _ensure_schema(self) -> None:
@@ -528,137 +527,3 @@ class SqlUsageExporter(LogRecordExporter):
     def _lock_key(self) -> int:
         digest = hashlib.sha256(f"otel_usage.schema:{self._tables.prefix}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
-
-
-class _SqliteWriter:
-    """The SQLite write path, on the driver's cursor inside SQLAlchemy's transaction.
-
-    sqlite3 runs in-process and releases the GIL around every step of a statement: with one step per row
-    (``executemany``, or ``RETURNING`` rows), the worker hands the GIL back and forth with the application's
-    threads hundreds of times per batch, and that costs more CPU than the rows themselves. So a batch is a
-    few multi-row statements instead: under SQLite's write lock (``BEGIN IMMEDIATE``, held until commit) the
-    writer looks up which logs are already stored, numbers the new ones from ``max(id) + 1``, and inserts
-    logs and call records :attr:`MAX_ROWS_PER_STATEMENT` at a time. A log that is stored anyway (it cannot be,
-    under the lock) makes the insert fail as a data error, which the exporter resolves one log per
-    transaction.
-
-    Values are made driver-ready while the log is read (:meth:`prepare`): JSON columns and ``start``
-    through the very bind processors SQLAlchemy uses for them (so they read back through SQLAlchemy
-    exactly as before); text, numbers and booleans are bound as they are, as SQLAlchemy binds them.
-    """
-
-    #: Rows per multi-row statement at most (fewer when the bound-variable limit requires it).
-    MAX_ROWS_PER_STATEMENT = 200
-
-    def __init__(self, tables: SqlTables, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._tables = tables
-        preparer = dialect.identifier_preparer
-        log_columns = [tables.logs.c.id, *(tables.logs.c[name] for name in tables.log_columns)]
-        call_columns = [tables.calls.c.log_id, *(tables.calls.c[name] for name in PREPARED_CALL_COLUMNS)]
-        self._encode = _bind_processor(tables.logs.c.info, dialect)
-        self._stamp = _bind_processor(tables.logs.c.start, dialect)
-        self._logs_table = preparer.format_table(tables.logs)
-        self._log_width = len(log_columns)
-        self._call_width = len(call_columns)
-        self._insert_log = f"INSERT INTO {self._logs_table} ({_names(log_columns, preparer)}) VALUES "
-        self._insert_call = (
-            f"INSERT INTO {preparer.format_table(tables.calls)} ({_names(call_columns, preparer)}) VALUES "
-        )
-        self._trace_id = preparer.format_column(tables.logs.c.trace_id)
-        self._span_id = preparer.format_column(tables.logs.c.span_id)
-        self._id = preparer.format_column(tables.logs.c.id)
-
-    def prepare(self, log: Mapping[str, Any]) -> PreparedLog:
-        """``log`` as driver-ready column values (see :meth:`SqlTables.prepare`)."""
-        return self._tables.prepare(log, self._encode, self._stamp)
-
-    def write(self, conn: Connection, items: list[PreparedLog]) -> int:
-        """Insert ``items`` (made by :meth:`prepare`; logs already stored are skipped); the number stored."""
-        driver = conn.connection.driver_connection
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        try:
-            limit = _variable_limit(driver)
-            stored = self._stored_keys(cursor, [item.key for item in items], limit)
-            new = [item for item in items if item.key not in stored]
-            if not new:
-                return 0
-            cursor.execute(f"SELECT max({self._id}) FROM {self._logs_table}")
-            next_id = (cursor.fetchone()[0] or 0) + 1
-            log_rows: list[tuple[Any, ...]] = []
-            call_rows: list[tuple[Any, ...]] = []
-            for log_id, item in enumerate(new, next_id):
-                log_rows.append((log_id, *item.values))
-                call_rows.extend((log_id, *call) for call in item.calls)
-            self._insert(cursor, self._insert_log, self._log_width, log_rows, limit)
-            self._insert(cursor, self._insert_call, self._call_width, call_rows, limit)
-            return len(new)
-        finally:
-            cursor.close()
-
-    def _stored_keys(self, cursor: Any, keys: list[tuple[str, str]], limit: int) -> set[tuple[str, str]]:
-        """Which of ``keys`` (trace id, span id) are already stored."""
-        stored: set[tuple[str, str]] = set()
-        wanted = set(keys)
-        trace_ids = sorted({trace_id for trace_id, _ in keys})
-        step = max(1, min(limit, 500))
-        for i in range(0, len(trace_ids), step):
-            chunk = trace_ids[i : i + step]
-            cursor.execute(
-                f"SELECT {self._trace_id}, {self._span_id} FROM {self._logs_table} "
-                f"WHERE {self._trace_id} IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            stored.update(key for key in map(tuple, cursor.fetchall()) if key in wanted)
-        return stored
-
-    def _insert(self, cursor: Any, head: str, width: int, rows: list[tuple[Any, ...]], limit: int) -> None:
-        per_statement = max(1, min(self.MAX_ROWS_PER_STATEMENT, limit // width))
-        group = "(" + ", ".join("?" * width) + ")"
-        for i in range(0, len(rows), per_statement):
-            chunk = rows[i : i + per_statement]
-            cursor.execute(head + ", ".join([group] * len(chunk)), [value for row in chunk for value in row])
-
-
-def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        raise TypeError(f"SQLAlchemy has no bind processor for {column} on {dialect.name}")
-    return process
-
-
-def _names(columns: list[Column[Any]], preparer: Any) -> str:
-    return ", ".join(preparer.format_column(column) for column in columns)
-
-
-def _variable_limit(driver: Any) -> int:
-    """Most bound variables one statement may have on this connection (999 when it cannot be asked)."""
-    getlimit = getattr(driver, "getlimit", None)  # Python 3.11+
-    category = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
-    if getlimit is None or category is None:
-        return 999
-    try:
-        return int(getlimit(category))
-    except (sqlite3.Error, AttributeError):
-        return 999
-
-
-def _configure_sqlite(engine: Engine, busy_timeout_millis: int) -> None:
-    """WAL mode, a busy timeout, foreign keys, and SQLAlchemy (not sqlite3) in charge of BEGIN."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
