@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, Engine, event
 
-from otel_usage.exporters._sql_schema import PREPARED_CALL_COLUMNS, PreparedLog, SqlTables
+from otel_usage.exporters._sql_schema import SqlTables
+from otel_usage.exporters._sql_values import PREPARED_CALL_COLUMNS, PreparedLog
 
 __all__ = ["BEGIN_IMMEDIATE", "SqliteWriter", "configure_sqlite"]
 

@@ -61,15 +61,13 @@ from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_schema import (
     COMPONENT,
-    PreparedLog,
     SqlTables,
     dumps,
     normalize_url,
     parse_columns,
-    promoted_text,
-    to_utc,
     validate_identifier,
 )
+from otel_usage.exporters._sql_values import PreparedLog, promoted_text, to_utc
 from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
 
 __all__ = ["SqlUsageExporter"]
