@@ -10,8 +10,9 @@ receives, ignoring other log records. Built with no arguments (``OTEL_LOGS_EXPOR
     OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS  SQLite lock wait (default 10000)
 
 The schema (see :mod:`otel_usage.exporters._sql_schema`) is created on first use, safely when several
-processes start at once: ``CREATE ... IF NOT EXISTS`` inside one transaction that holds a PostgreSQL
-advisory lock, or SQLite's write lock (``BEGIN IMMEDIATE``), retried once if it still collides.
+processes start at once (:mod:`otel_usage.exporters._sql_ddl`): ``CREATE ... IF NOT EXISTS`` inside one
+transaction that holds a PostgreSQL advisory lock, or SQLite's write lock (``BEGIN IMMEDIATE``), retried
+once if it still collides.
 
 Delivery contract: one batch is one transaction, all or nothing; :meth:`SqlUsageExporter.export` never
 raises and returns ``FAILURE`` on a transient failure (database unreachable, locked, schema missing), so the
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import sqlite3
@@ -44,13 +44,12 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from sqlalchemy import Connection, Dialect, Engine, create_engine, select, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.expression import ColumnElement
 
 from otel_usage import _stats
@@ -59,14 +58,8 @@ from otel_usage._config import env_int, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
-from otel_usage.exporters._sql_schema import (
-    COMPONENT,
-    SqlTables,
-    dumps,
-    normalize_url,
-    parse_columns,
-    validate_identifier,
-)
+from otel_usage.exporters._sql_ddl import create_schema
+from otel_usage.exporters._sql_schema import SqlTables, dumps, normalize_url, parse_columns, validate_identifier
 from otel_usage.exporters._sql_values import PreparedLog, promoted_text, to_utc
 from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
 
@@ -471,35 +464,10 @@ class SqlUsageExporter(LogRecordExporter):
             self._schema_ready = True
 
     def _create_schema(self) -> None:
-        tables = self._tables
         with self._connect(write=True) as conn, conn.begin():
-            if self._backend == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key()})
-            for table in (tables.schema, tables.logs, tables.calls):
-                conn.execute(CreateTable(table, if_not_exists=True))
-            existing = self._existing_columns(conn)
-            for column in tables.columns.values():
-                if column.lower() not in existing:
-                    col = tables.logs.c[column]
-                    type_sql = col.type.compile(dialect=conn.dialect)
-                    preparer = conn.dialect.identifier_preparer
-                    conn.execute(
-                        text(
-                            f"ALTER TABLE {preparer.format_table(tables.logs)} "
-                            f"ADD COLUMN {preparer.format_column(col)} {type_sql}"
-                        )
-                    )
-                    logger.info("SqlUsageExporter added column %s to %s", column, tables.logs.name)
-            for index in tables.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
-            insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
-            conn.execute(
-                insert(tables.schema).on_conflict_do_nothing(index_elements=[tables.schema.c.component]),
-                {"component": COMPONENT, "version": SCHEMA_VERSION, "created": dt.datetime.now(dt.timezone.utc)},
-            )
-            version = conn.execute(
-                select(tables.schema.c.version).where(tables.schema.c.component == COMPONENT)
-            ).scalar_one()
+            version, added = create_schema(conn, self._tables)
+            for column in added:
+                logger.info("SqlUsageExporter added column %s to %s", column, self._tables.logs.name)
         if version > SCHEMA_VERSION:
             logger.warning(
                 "The usage tables in %s have schema version %s, newer than this otel_usage's %s",
@@ -507,21 +475,3 @@ class SqlUsageExporter(LogRecordExporter):
                 version,
                 SCHEMA_VERSION,
             )
-
-    def _existing_columns(self, conn: Connection) -> set[str]:
-        name = self._tables.logs.name
-        if self._backend == "postgresql":
-            rows = conn.execute(
-                text(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = :name"
-                ),
-                {"name": name},
-            )
-            return {str(row[0]).lower() for row in rows}
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        return {str(row[1]).lower() for row in conn.exec_driver_sql(f"PRAGMA table_info({quoted})")}
-
-    def _lock_key(self) -> int:
-        digest = hashlib.sha256(f"otel_usage.schema:{self._tables.prefix}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
