@@ -44,13 +44,12 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from sqlalchemy import Connection, Dialect, Engine, create_engine, select
+from sqlalchemy import Connection, Dialect, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.expression import ColumnElement
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
@@ -60,7 +59,7 @@ from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_ddl import create_schema
 from otel_usage.exporters._sql_schema import SqlTables, dumps, normalize_url, parse_columns, validate_identifier
-from otel_usage.exporters._sql_values import PreparedLog, promoted_text, to_utc
+from otel_usage.exporters._sql_values import PreparedLog
 from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
 
 __all__ = ["SqlUsageExporter"]
@@ -259,35 +258,9 @@ class SqlUsageExporter(LogRecordExporter):
         Raises:
             ValueError: an unknown filter, or a bad ``limit``/``page``.
         """
-        for name, value in (("limit", limit), ("page", page)):
-            if not _is_int_at_least(value, 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        logs = self._tables.logs
-        conditions: list[ColumnElement[bool]] = []
-        if start is not None:
-            conditions.append(logs.c.start >= to_utc(start))
-        if end is not None:
-            conditions.append(logs.c.start < to_utc(end))
-        promoted = set(self._tables.columns.values())
-        for name, value in filters.items():
-            column = self._tables.filters.get(name)
-            if column is None:
-                known = ", ".join(sorted(self._tables.filters))
-                raise ValueError(f"unknown filter {name!r}; known filters: {known}")
-            convert = promoted_text if column.name in promoted else (lambda v: v)
-            if isinstance(value, (list, tuple, set, frozenset)):
-                conditions.append(column.in_([convert(v) for v in value]))
-            elif value is None:
-                conditions.append(column.is_(None))
-            else:
-                conditions.append(column == convert(value))
-        query = (
-            select(logs)
-            .where(*conditions)
-            .order_by(logs.c.start.desc(), logs.c.id.desc())
-            .limit(limit)
-            .offset((page - 1) * limit)
-        )
+        from otel_usage.query._sql_logs import exporter_page  # the reading side: imported on first use
+
+        query = exporter_page(self._tables, start, end, limit, page, filters)
         with suppress_instrumentation():
             self._ensure_schema()
             with self._connect(write=False) as conn:
