@@ -34,7 +34,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import sqlite3
 import threading
 import time
 import weakref
@@ -58,6 +57,7 @@ from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
 from otel_usage.exporters._sql_ddl import create_schema
+from otel_usage.exporters._sql_errors import is_data_error, is_transient
 from otel_usage.exporters._sql_schema import SqlTables, dumps, normalize_url, parse_columns, validate_identifier
 from otel_usage.exporters._sql_values import PreparedLog
 from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
@@ -73,16 +73,6 @@ DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _WARNING_INTERVAL_SECONDS = 60.0
 
-#: Errors that come from one log's values: isolate the log instead of failing the batch.
-_DATA_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.DataError,
-    sa_exc.IntegrityError,
-    OverflowError,
-    ValueError,
-    TypeError,
-    UnicodeError,
-)
-
 _live: weakref.WeakSet[SqlUsageExporter] = weakref.WeakSet()
 
 
@@ -96,24 +86,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _is_int_at_least(value: object, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """True when ``exc`` is about the values of a row (retrying the same row cannot help)."""
-    if isinstance(exc, sqlite3.Error):  # raised by the SQLite write path, on the driver's own cursor
-        return isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError))
-    if isinstance(exc, sa_exc.DBAPIError):
-        return isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) and not exc.connection_invalidated
-    if isinstance(exc, sa_exc.StatementError):  # a bind value the driver could not convert
-        return exc.orig is None or isinstance(exc.orig, _DATA_ERRORS)
-    return isinstance(exc, _DATA_ERRORS)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """True for a failure of the database rather than of the data: unreachable, locked, schema missing."""
-    if isinstance(exc, (sa_exc.DBAPIError, sqlite3.Error)):
-        return not _is_data_error(exc)
-    return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, sa_exc.ResourceClosedError, OSError))
 
 
 class SqlUsageExporter(LogRecordExporter):
@@ -300,9 +272,9 @@ class SqlUsageExporter(LogRecordExporter):
             self._write(items)
             return LogRecordExportResult.SUCCESS
         except Exception as exc:
-            if _is_data_error(exc):
+            if is_data_error(exc):
                 return self._write_one_by_one(items)
-            if _is_transient(exc):
+            if is_transient(exc):
                 self._transient_failure(exc, len(items))
                 return LogRecordExportResult.FAILURE
             raise
@@ -313,10 +285,10 @@ class SqlUsageExporter(LogRecordExporter):
             try:
                 self._write([item])
             except Exception as exc:
-                if _is_data_error(exc):
+                if is_data_error(exc):
                     _stats.count_drop("sql_rejected_log", 1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     continue
-                if _is_transient(exc):
+                if is_transient(exc):
                     self._transient_failure(exc, len(items))
                     return LogRecordExportResult.FAILURE
                 raise
