@@ -45,8 +45,6 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from sqlalchemy import Connection, Dialect, Engine, create_engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
@@ -56,6 +54,7 @@ from otel_usage._config import env_int, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._delivery import ExportFailureFallback, default_name
+from otel_usage.exporters._sql_core import CoreWriter
 from otel_usage.exporters._sql_ddl import create_schema
 from otel_usage.exporters._sql_errors import is_data_error, is_transient
 from otel_usage.exporters._sql_schema import SqlTables, dumps, normalize_url, parse_columns, validate_identifier
@@ -156,7 +155,7 @@ class SqlUsageExporter(LogRecordExporter):
         self._shutdown = False
         self._last_warning = 0.0
         self._last_error = ""
-        self._insert_logs = self._build_insert_logs()
+        self._core = CoreWriter(self._tables) if self._backend == "postgresql" else None
         self._sqlite: SqliteWriter | None = None
         self._memory = self._backend == "sqlite" and (
             self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
@@ -256,7 +255,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     def _export_logs(self, logs: Sequence[Mapping[str, Any]]) -> LogRecordExportResult:
         prepared: dict[tuple[str, str], PreparedLog] = {}
-        prepare = self._sqlite_writer(self._get_engine().dialect).prepare if self._backend == "sqlite" else None
+        prepare = self._sqlite_writer(self._get_engine().dialect).prepare if self._core is None else None
         for log in logs:
             try:
                 item = prepare(log) if prepare is not None else self._tables.prepare(log)
@@ -297,37 +296,19 @@ class SqlUsageExporter(LogRecordExporter):
     def _write(self, items: list[PreparedLog]) -> None:
         """Insert logs and their call records in one transaction; logs already stored are skipped."""
         with self._connect(write=True) as conn, conn.begin():
-            if self._backend == "sqlite":
+            if self._core is None:
                 stored = self._sqlite_writer(conn.dialect).write(conn, items)
             else:
-                stored = self._write_core(conn, items)
+                stored = self._core.write(conn, items)
         _stats.count("sql_logs_stored", stored)
         if stored < len(items):
             _stats.count("sql_logs_duplicate", len(items) - stored)
-
-    def _write_core(self, conn: Connection, items: list[PreparedLog]) -> int:
-        """The SQLAlchemy Core write path (PostgreSQL): one multi-row INSERT ... RETURNING, then the calls."""
-        result = conn.execute(self._insert_logs, [self._tables.log_row(item) for item in items])
-        ids = {(row[1], row[2]): row[0] for row in result}
-        calls = [row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)]
-        if calls:
-            conn.execute(self._tables.calls.insert(), calls)
-        return len(ids)
 
     def _sqlite_writer(self, dialect: Dialect) -> SqliteWriter:
         writer = self._sqlite
         if writer is None or writer.dialect is not dialect:
             writer = self._sqlite = SqliteWriter(self._tables, dialect)
         return writer
-
-    def _build_insert_logs(self) -> Any:
-        logs = self._tables.logs
-        insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
-        return (
-            insert(logs)
-            .on_conflict_do_nothing(index_elements=[logs.c.trace_id, logs.c.span_id])
-            .returning(logs.c.id, logs.c.trace_id, logs.c.span_id)
-        )
 
     def _transient_failure(self, exc: BaseException, n: int) -> None:
         with self._lock:
