@@ -17,7 +17,17 @@ from otel_usage import environment_variables as ev
 from otel_usage._levels import DEFAULT_THRESHOLD, Level, parse_level
 from otel_usage._schema import RESERVED_KEYS
 
-__all__ = ["DURABILITY_MODES", "CoreSettings", "durability", "env_bool", "env_float", "env_int", "env_list", "env_str"]
+__all__ = [
+    "DURABILITY_MODES",
+    "CoreSettings",
+    "durability",
+    "env_bool",
+    "env_float",
+    "env_int",
+    "env_list",
+    "env_str",
+    "int_setting",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +138,17 @@ def _positive(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def int_setting(arg: str, value: Any, env_name: str, default: int, minimum: int) -> int:
+    """An integer setting: ``value`` if given, else the variable ``env_name``, else ``default``; all >= ``minimum``.
+
+    Raises:
+        ValueError: ``value`` is given and is not an integer >= ``minimum`` (the message names ``arg``).
+    """
+    if value is None:
+        return env_int(env_name, default, minimum)
+    return _positive(arg, value, minimum)
 
 
 @dataclasses.dataclass(frozen=True)

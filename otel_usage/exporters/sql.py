@@ -53,7 +53,8 @@ from otel_usage import environment_variables as ev
 from otel_usage._config import env_int, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
-from otel_usage.exporters._delivery import ExportFailureFallback, default_name
+from otel_usage.exporters._fallback import ExportFailureFallback
+from otel_usage.exporters._sink import default_name
 from otel_usage.exporters._sql_core import CoreWriter
 from otel_usage.exporters._sql_ddl import create_schema
 from otel_usage.exporters._sql_errors import is_data_error, is_transient
@@ -101,7 +102,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     A batch that fails is the caller's to retry (``UsageBatchProcessor`` does). Under the SDK's own
     processors, which discard a failed batch, it is spilled to ``OTEL_USAGE_SPOOL_DIR`` for
-    :func:`~otel_usage.exporters._delivery.replay`, or counted as ``export_failed:sql``.
+    :func:`~otel_usage.exporters.replay`, or counted as ``export_failed:sql``.
 
     Raises:
         ValueError: an invalid URL, table prefix or column name (from an argument or the environment), or
