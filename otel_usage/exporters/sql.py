@@ -50,7 +50,7 @@ from sqlalchemy.pool import StaticPool
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_int, env_str
+from otel_usage._config import env_str, int_setting
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._fallback import ExportFailureFallback
@@ -82,10 +82,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _is_int_at_least(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 class SqlUsageExporter(LogRecordExporter):
@@ -141,12 +137,14 @@ class SqlUsageExporter(LogRecordExporter):
                 f"invalid table prefix ({source}) {prefix!r}: SQLite reserves table names starting with 'sqlite_' "
                 "(any other SQL identifier is allowed)"
             )
-        if busy_timeout_millis is None:
-            busy_timeout_millis = env_int(ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS, DEFAULT_BUSY_TIMEOUT_MILLIS, 0)
-        elif not _is_int_at_least(busy_timeout_millis, 0):
-            raise ValueError(f"busy_timeout_millis must be an integer >= 0, got {busy_timeout_millis!r}")
+        self._busy_timeout_millis = int_setting(
+            "busy_timeout_millis",
+            busy_timeout_millis,
+            ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS,
+            DEFAULT_BUSY_TIMEOUT_MILLIS,
+            0,
+        )
         self._tables = SqlTables(prefix, mapping)
-        self._busy_timeout_millis = busy_timeout_millis
         self._engine_options = dict(engine_options or {})
         self._backend = self._url.get_backend_name()
         self._lock = threading.RLock()
