@@ -18,6 +18,9 @@ Three tables, named with a configurable prefix (default ``usage_``):
 Promoted columns hold text: a string is stored as it is, any other value as compact JSON (``42``,
 ``true``, ``{"a":1}``) and a missing key or ``None`` as NULL; filters convert their values the same way.
 JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite.
+
+The single-value conversions are in :mod:`otel_usage.exporters._sql_values`; the tables are created by
+:mod:`otel_usage.exporters._sql_ddl`.
 """
 
 from __future__ import annotations
