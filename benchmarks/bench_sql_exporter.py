@@ -33,7 +33,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from otel_usage._schema import USAGE_LOG_EVENT
-from otel_usage.exporters._sql_schema import PreparedLog, SqlTables, dumps
+from otel_usage.exporters._sql_schema import SqlTables, dumps
+from otel_usage.exporters._sql_values import PreparedLog
 from otel_usage.exporters.sql import SqlUsageExporter
 
 COLUMNS = {"user": "user_name", "tenant": "tenant"}

@@ -26,6 +26,7 @@ __all__ = [
     "env_int",
     "env_list",
     "env_str",
+    "int_setting",
 ]
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,17 @@ def _positive(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def int_setting(arg: str, value: Any, env_name: str, default: int, minimum: int) -> int:
+    """An integer setting: ``value`` if given, else the variable ``env_name``, else ``default``; all >= ``minimum``.
+
+    Raises:
+        ValueError: ``value`` is given and is not an integer >= ``minimum`` (the message names ``arg``).
+    """
+    if value is None:
+        return env_int(env_name, default, minimum)
+    return _positive(arg, value, minimum)
 
 
 @dataclasses.dataclass(frozen=True)

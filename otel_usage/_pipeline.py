@@ -196,7 +196,7 @@ def sink_name(exporter: LogRecordExporter, processor: LogRecordProcessor | None 
     name = getattr(processor, "name", None)
     if isinstance(name, str) and name:
         return name
-    from otel_usage.exporters._delivery import default_name
+    from otel_usage.exporters._sink import default_name
 
     return default_name(exporter)
 

@@ -10,7 +10,8 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from otel_usage.exporters._delivery import ExportFailureFallback, UsageBatchProcessor, replay
+    from otel_usage.exporters._delivery import UsageBatchProcessor, replay
+    from otel_usage.exporters._fallback import ExportFailureFallback
     from otel_usage.exporters.console import ConsoleUsageExporter
     from otel_usage.exporters.file import FileUsageExporter, json_line
     from otel_usage.exporters.memory import InMemoryUsageExporter
@@ -36,7 +37,7 @@ __all__ = [
 #: Public name -> the module that defines it.
 _SOURCES = {
     "ConsoleUsageExporter": "console",
-    "ExportFailureFallback": "_delivery",
+    "ExportFailureFallback": "_fallback",
     "FileUsageExporter": "file",
     "InMemoryUsageExporter": "memory",
     "RoutedUsageExporter": "routing",

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import hashlib
 import logging
 import math
 import os
@@ -84,10 +83,8 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
-import platformdirs
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
@@ -95,23 +92,20 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import durability, env_int, env_str
+from otel_usage._config import durability
+from otel_usage._config import int_setting as _setting
 from otel_usage._errors import handle_internal_errors, internal_error
 from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
+from otel_usage.exporters._fallback import DEFAULT_SPOOL_MAX_BYTES
+from otel_usage.exporters._fallback import MANAGED as _managed
+from otel_usage.exporters._fallback import open_spool as _open_spool
+from otel_usage.exporters._fallback import spill as _spill
+from otel_usage.exporters._sink import default_name
 from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
 
-__all__ = [
-    "ExportFailureFallback",
-    "SupportsRetryAfter",
-    "UsageBatchProcessor",
-    "default_name",
-    "delivery_managed",
-    "replay",
-    "sink_key",
-    "spool_root",
-]
+__all__ = ["SupportsRetryAfter", "UsageBatchProcessor", "replay"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +114,6 @@ DEFAULT_MAX_QUEUE_BYTES = 16 << 20
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_DELAY_MILLIS = 1000
 DEFAULT_MAX_RETRY_MILLIS = 30_000
-DEFAULT_SPOOL_MAX_BYTES = 256 << 20
-#: Values of OTEL_USAGE_SPOOL_DIR that turn the spool off.
-SPOOL_OFF = ("none", "off", "false", "0", "disabled")
 
 #: Rough bytes one queued usage log holds in memory: a fixed part plus one per call record (tracemalloc:
 #: 2.1 KB for a log of 1 record with 3 parameters, 4.6 KB for 6 records).
@@ -133,11 +124,7 @@ _INITIAL_BACKOFF_SECONDS = 0.1
 _MAX_BACKOFF_SECONDS = 5.0
 _MAX_PROBE_SECONDS = 60.0
 _MAX_RETRY_AFTER_SECONDS = 3600.0
-_WARNING_INTERVAL_SECONDS = 10.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
-
-#: True while an exporter runs under a UsageBatchProcessor worker or replay(): they own its failures.
-_managed: ContextVar[bool] = ContextVar("otel_usage_delivery_managed", default=False)
 
 
 @runtime_checkable
@@ -155,122 +142,10 @@ class SupportsRetryAfter(Protocol):
     def retry_after_millis(self) -> float | None: ...
 
 
-def delivery_managed() -> bool:
-    """True while the calling code runs under a :class:`UsageBatchProcessor` worker or :func:`replay`."""
-    return _managed.get()
-
-
-def default_name(exporter: object) -> str:
-    """The name an exporter gets when none is given: its class without the suffix, lower case.
-
-    ``FileUsageExporter`` -> ``file``, ``SqlUsageExporter`` -> ``sql``, ``OTLPLogExporter`` -> ``otlp``; a
-    ``UsageOnlyExporter`` is named after the exporter it filters for.
-    """
-    if type(exporter).__name__ == "UsageOnlyExporter":
-        exporter = getattr(exporter, "exporter", exporter)
-    name = type(exporter).__name__
-    for suffix in ("UsageExporter", "LogRecordExporter", "LogExporter", "Exporter"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lower().lstrip("_.-")[:100] or "exporter"
-
-
-def _setting(arg: str, value: Any, env_name: str, default: int, minimum: int) -> int:
-    if value is None:
-        return env_int(env_name, default, minimum)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{arg} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def spool_root() -> str | None:
-    """The directory under which every sink gets its spool, or None when the spool is turned off.
-
-    :envvar:`OTEL_USAGE_SPOOL_DIR` when set (``none`` turns the spool off); otherwise the per-user data
-    directory, ``platformdirs.user_data_dir("otel-usage")/spool`` (``~/.local/share/otel-usage/spool`` on
-    Linux). Each sink has its own subdirectory there (:func:`sink_key`).
-    """
-    raw = env_str(ev.OTEL_USAGE_SPOOL_DIR, "")
-    if raw.lower() in SPOOL_OFF:
-        return None
-    return raw or os.path.join(platformdirs.user_data_dir("otel-usage", appauthor=False), "spool")
-
-
-def _identity(exporter: object) -> str | None:
-    """What tells one sink from another of the same kind: a URL, a path or an endpoint."""
-    for candidate in (exporter, getattr(exporter, "exporter", None), getattr(exporter, "_exporter", None)):
-        if candidate is None:
-            continue
-        for attr in ("url", "path", "endpoint", "_endpoint"):
-            value = getattr(candidate, attr, None)
-            if isinstance(value, str) and value:
-                return f"{type(candidate).__name__}:{value}"
-    return None
-
-
-def sink_key(name: str, exporter: object | None = None) -> str:
-    """The subdirectory of a sink's spool: ``<name>-<12 hex digits of its URL, path or endpoint>``.
-
-    The same sink gets the same directory in every process and every run (so a restarted application,
-    another worker process and ``otel-usage replay`` find it); two databases never share one.
-    """
-    identity = _identity(exporter) if exporter is not None else None
-    if identity is None:
-        return name
-    return f"{name}-{hashlib.sha256(identity.encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
-
-
-def _open_spool(
-    spool_dir: str | os.PathLike[str] | bool | None, name: str, max_bytes: int, exporter: object | None = None
-) -> Spool | None:
-    if spool_dir is False:
-        return None
-    if spool_dir is not None and spool_dir is not True:
-        if not os.fspath(spool_dir):
-            return None
-        directory, source = os.fspath(spool_dir), "spool_dir"
-    else:
-        root = spool_root()
-        if root is None:
-            return None
-        directory = os.path.join(root, sink_key(name, exporter))
-        source = ev.OTEL_USAGE_SPOOL_DIR if env_str(ev.OTEL_USAGE_SPOOL_DIR, "") else ""
-    try:
-        return Spool.create(directory, name, max_bytes)
-    except OSError as exc:
-        if not source:  # the default per-user directory: run without a spool rather than not at all
-            logger.warning(
-                "otel_usage: no spool for %s (%s cannot be used: %s); set %s to a writable directory",
-                name,
-                directory,
-                exc,
-                ev.OTEL_USAGE_SPOOL_DIR,
-            )
-            return None
-        raise ValueError(f"{source}={directory!r} cannot be used as a spool directory: {exc}") from exc
-
-
 def _log_bytes(body: Any) -> int:
     """The estimate of a queued log's memory that the queue's byte budget counts (no serialization)."""
     data = body.get("data") if isinstance(body, dict) else None
     return _LOG_BYTES + _RECORD_BYTES * (len(data) if isinstance(data, list) else 0)
-
-
-class _RateLimitedWarning:
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-
-    def __call__(self, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
-            return
-        self._last[key] = now
-        logger.warning(msg, *args)
-
-
-_warn = _RateLimitedWarning()
 
 
 _SHARED_COPY = "_otel_usage_readable"
@@ -900,65 +775,6 @@ class UsageBatchProcessor(LogRecordProcessor):
         drainer.commit(chunk)
         self._mark_up()
         return True
-
-
-def _spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error: str) -> None:
-    try:
-        stored = spool.append([encode_record(r) for r in records])
-    except OSError as exc:
-        _stats.count_drop(f"spool_failed:{name}", len(records), detail=f"{spool.path}: {exc}")
-        return
-    if stored:
-        _stats.count(f"spooled:{name}", stored)
-        _warn(
-            f"spooled:{name}",
-            "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it recovers",
-            stored,
-            name,
-            error,
-            spool.path,
-            _stats.counter(f"spooled:{name}"),
-        )
-    _stats.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
-
-
-class ExportFailureFallback:
-    """What an exporter does with a batch it failed to write when no :class:`UsageBatchProcessor` owns it.
-
-    The SDK's ``BatchLogRecordProcessor`` (and ``SimpleLogRecordProcessor``) discard a failed batch
-    without a trace. An exporter calls this object with such a batch: under a ``UsageBatchProcessor`` or
-    :func:`replay` it does nothing (they retry, spill or count); otherwise the usage logs are spilled to
-    the spool (``spool_dir``, else the sink's subdirectory of :func:`spool_root`; re-sent by
-    :func:`replay`) or, with the spool off, counted as ``export_failed:<name>``. Pass ``exporter`` to get
-    the same per-sink subdirectory as a ``UsageBatchProcessor`` of that exporter (else ``<root>/<name>``).
-
-    Raises:
-        ValueError: the spool directory cannot be written.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        spool_dir: str | os.PathLike[str] | bool | None = None,
-        spool_max_bytes: int | None = None,
-        exporter: object | None = None,
-    ) -> None:
-        self.name = name
-        max_bytes = _setting(
-            "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
-        )
-        self._spool = _open_spool(spool_dir, name, max_bytes, exporter)
-
-    def __call__(self, batch: Sequence[ReadableLogRecord], error: str) -> None:
-        if _managed.get():
-            return
-        records = [r for r in batch if is_usage_log_record(r)]
-        if not records:
-            return
-        if self._spool is None:
-            _stats.count_drop(f"export_failed:{self.name}", len(records), detail=error)
-        else:
-            _spill(self._spool, self.name, records, error)
 
 
 def replay(

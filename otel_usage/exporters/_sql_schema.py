@@ -18,11 +18,13 @@ Three tables, named with a configurable prefix (default ``usage_``):
 Promoted columns hold text: a string is stored as it is, any other value as compact JSON (``42``,
 ``true``, ``{"a":1}``) and a missing key or ``None`` as NULL; filters convert their values the same way.
 JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite.
+
+The single-value conversions are in :mod:`otel_usage.exporters._sql_values`; the tables are created by
+:mod:`otel_usage.exporters._sql_ddl`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -50,6 +52,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.types import BigInteger, TypeEngine
 
 from otel_usage._schema import RESERVED_KEYS, SCHEMA_VERSION, UsageLog
+from otel_usage.exporters._sql_values import (
+    PreparedLog,
+    as_float,
+    as_int,
+    as_text,
+    lookup_info,
+    parse_start,
+    promoted_text,
+    to_utc,
+)
 
 try:
     import orjson as _orjson
@@ -60,15 +72,11 @@ _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS if _orjson is not None else 0
 
 __all__ = [
     "LOG_COLUMNS",
-    "PREPARED_CALL_COLUMNS",
     "PREPARED_LOG_COLUMNS",
-    "PreparedLog",
     "SqlTables",
     "dumps",
     "normalize_url",
     "parse_columns",
-    "promoted_text",
-    "to_utc",
     "validate_identifier",
 ]
 
@@ -208,98 +216,9 @@ def parse_columns(spec: str | Mapping[str, str] | Iterable[str] | None, source: 
     return result
 
 
-def promoted_text(value: Any) -> str | None:
-    """How a promoted info value is stored: a string as is, None as NULL, anything else as compact JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def to_utc(value: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (a naive one is taken as UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def _parse_start(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return to_utc(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        return to_utc(dt.datetime.fromisoformat(text))
-    raise ValueError(f"start {value!r} is not an ISO-8601 timestamp")
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _lookup(info: Mapping[str, Any], key: str) -> Any:
-    if key in info:
-        return info[key]
-    if "." not in key:
-        return None
-    node: Any = info
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 #: Columns of the logs table a prepared log fills, in the order of :attr:`PreparedLog.values` (promoted
 #: columns follow).
 PREPARED_LOG_COLUMNS = LOG_COLUMNS[1:]
-#: Columns of the calls table a prepared call record fills, in order (``log_id`` comes first in the table).
-PREPARED_CALL_COLUMNS = (
-    "position",
-    "function",
-    "tracker",
-    "depth",
-    "level",
-    "start",
-    "duration",
-    "exception",
-    "params",
-)
-
-
-@dataclasses.dataclass(slots=True)
-class PreparedLog:
-    """A usage log turned into column values (see :meth:`SqlTables.prepare` for their form).
-
-    ``values`` follows :attr:`SqlTables.log_columns`; each item of ``calls`` follows
-    :data:`PREPARED_CALL_COLUMNS`.
-    """
-
-    key: tuple[str, str]
-    values: tuple[Any, ...]
-    calls: list[tuple[Any, ...]]
-
-    def call_rows(self, log_id: Any) -> list[dict[str, Any]]:
-        """The calls-table rows as dicts, with their ``log_id``."""
-        return [{"log_id": log_id, **dict(zip(PREPARED_CALL_COLUMNS, call, strict=True))} for call in self.calls]
 
 
 class SqlTables:
@@ -406,8 +325,8 @@ class SqlTables:
             elif k not in _OWN_COLUMN_KEYS:
                 extra[k] = v
         data = get("data")
-        start = _parse_start(get("start"))
-        promoted = [promoted_text(_lookup(info, key)) for key in self.columns]
+        start = parse_start(get("start"))
+        promoted = [promoted_text(lookup_info(info, key)) for key in self.columns]
         calls: list[tuple[Any, ...]] = []
         if type(data) is list or (isinstance(data, Sequence) and not isinstance(data, (str, bytes))):
             for position, record in enumerate(data):
@@ -419,12 +338,12 @@ class SqlTables:
                 calls.append(
                     (
                         position,
-                        _text(rget("function")),
-                        _text(rget("tracker")),
-                        _int(rget("depth")),
-                        _text(rget("level")),
-                        _float(rget("start")),
-                        _float(rget("duration")),
+                        as_text(rget("function")),
+                        as_text(rget("tracker")),
+                        as_int(rget("depth")),
+                        as_text(rget("level")),
+                        as_float(rget("start")),
+                        as_float(rget("duration")),
                         None if exception is None else bool(exception),
                         params if encode is None or params is None else encode(params),
                     )
@@ -438,12 +357,12 @@ class SqlTables:
         values = (
             trace_id,
             span_id,
-            _text(get("parent_span_id")),
-            _text(get("service")),
+            as_text(get("parent_span_id")),
+            as_text(get("service")),
             start if stamp is None else stamp(start),
-            _float(get("duration")),
-            _text(get("status")),
-            _int(get("schema", SCHEMA_VERSION)),
+            as_float(get("duration")),
+            as_text(get("status")),
+            as_int(get("schema", SCHEMA_VERSION)),
             info_value,
             data_value,
             extra_value,

@@ -1,7 +1,7 @@
 """``FileUsageExporter``: usage logs as JSON Lines in a file, safe for several processes, with rotation.
 
 One usage log per line: UTF-8, ``ensure_ascii=False``, compact separators; other log records are
-ignored. Put it behind :class:`~otel_usage.exporters._delivery.UsageBatchProcessor`, or select it with
+ignored. Put it behind :class:`~otel_usage.exporters.UsageBatchProcessor`, or select it with
 ``OTEL_LOGS_EXPORTER=usage_file`` (then it is built with no arguments and reads)::
 
     OTEL_USAGE_FILE_PATH          the file (default usage.jsonl in the working directory)
@@ -27,7 +27,7 @@ plugged in with ``formatter`` (a function from the usage log dict to one line, w
 An unwritable path (directory missing and not creatable, no permission, a directory) is a ``ValueError``
 at construction. A write that fails later returns ``FAILURE``: a ``UsageBatchProcessor`` retries it; under
 the SDK's own processors the batch is spilled to ``OTEL_USAGE_SPOOL_DIR`` or counted as
-``export_failed:file`` (:class:`~otel_usage.exporters._delivery.ExportFailureFallback`).
+``export_failed:file`` (:class:`~otel_usage.exporters._fallback.ExportFailureFallback`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from otel_usage import environment_variables as ev
 from otel_usage._config import env_int, env_parsed, env_str
 from otel_usage._errors import internal_error
 from otel_usage._schema import UsageLog, usage_log_of
-from otel_usage.exporters._delivery import ExportFailureFallback, default_name
+from otel_usage.exporters._fallback import ExportFailureFallback
+from otel_usage.exporters._sink import default_name
 from otel_usage.exporters._spool import write_all
 
 try:

@@ -10,8 +10,9 @@ receives, ignoring other log records. Built with no arguments (``OTEL_LOGS_EXPOR
     OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS  SQLite lock wait (default 10000)
 
 The schema (see :mod:`otel_usage.exporters._sql_schema`) is created on first use, safely when several
-processes start at once: ``CREATE ... IF NOT EXISTS`` inside one transaction that holds a PostgreSQL
-advisory lock, or SQLite's write lock (``BEGIN IMMEDIATE``), retried once if it still collides.
+processes start at once (:mod:`otel_usage.exporters._sql_ddl`): ``CREATE ... IF NOT EXISTS`` inside one
+transaction that holds a PostgreSQL advisory lock, or SQLite's write lock (``BEGIN IMMEDIATE``), retried
+once if it still collides.
 
 Delivery contract: one batch is one transaction, all or nothing; :meth:`SqlUsageExporter.export` never
 raises and returns ``FAILURE`` on a transient failure (database unreachable, locked, schema missing), so the
@@ -31,46 +32,35 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlalchemy.sql.expression import ColumnElement
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_int, env_str
+from otel_usage._config import env_str, int_setting
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
-from otel_usage.exporters._delivery import ExportFailureFallback, default_name
-from otel_usage.exporters._sql_schema import (
-    COMPONENT,
-    PREPARED_CALL_COLUMNS,
-    PreparedLog,
-    SqlTables,
-    dumps,
-    normalize_url,
-    parse_columns,
-    promoted_text,
-    to_utc,
-    validate_identifier,
-)
+from otel_usage.exporters._fallback import ExportFailureFallback
+from otel_usage.exporters._sink import default_name
+from otel_usage.exporters._sql_core import CoreWriter
+from otel_usage.exporters._sql_ddl import create_schema
+from otel_usage.exporters._sql_errors import is_data_error, is_transient
+from otel_usage.exporters._sql_schema import SqlTables, dumps, normalize_url, parse_columns, validate_identifier
+from otel_usage.exporters._sql_values import PreparedLog
+from otel_usage.exporters._sqlite import BEGIN_IMMEDIATE, SqliteWriter, configure_sqlite
 
 __all__ = ["SqlUsageExporter"]
 
@@ -82,17 +72,6 @@ DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
 #: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _WARNING_INTERVAL_SECONDS = 60.0
-_BEGIN_IMMEDIATE = "otel_usage_begin_immediate"
-
-#: Errors that come from one log's values: isolate the log instead of failing the batch.
-_DATA_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.DataError,
-    sa_exc.IntegrityError,
-    OverflowError,
-    ValueError,
-    TypeError,
-    UnicodeError,
-)
 
 _live: weakref.WeakSet[SqlUsageExporter] = weakref.WeakSet()
 
@@ -103,28 +82,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _is_int_at_least(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """True when ``exc`` is about the values of a row (retrying the same row cannot help)."""
-    if isinstance(exc, sqlite3.Error):  # raised by the SQLite write path, on the driver's own cursor
-        return isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError))
-    if isinstance(exc, sa_exc.DBAPIError):
-        return isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) and not exc.connection_invalidated
-    if isinstance(exc, sa_exc.StatementError):  # a bind value the driver could not convert
-        return exc.orig is None or isinstance(exc.orig, _DATA_ERRORS)
-    return isinstance(exc, _DATA_ERRORS)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """True for a failure of the database rather than of the data: unreachable, locked, schema missing."""
-    if isinstance(exc, (sa_exc.DBAPIError, sqlite3.Error)):
-        return not _is_data_error(exc)
-    return isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, sa_exc.ResourceClosedError, OSError))
 
 
 class SqlUsageExporter(LogRecordExporter):
@@ -141,7 +98,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     A batch that fails is the caller's to retry (``UsageBatchProcessor`` does). Under the SDK's own
     processors, which discard a failed batch, it is spilled to ``OTEL_USAGE_SPOOL_DIR`` for
-    :func:`~otel_usage.exporters._delivery.replay`, or counted as ``export_failed:sql``.
+    :func:`~otel_usage.exporters.replay`, or counted as ``export_failed:sql``.
 
     Raises:
         ValueError: an invalid URL, table prefix or column name (from an argument or the environment), or
@@ -180,12 +137,14 @@ class SqlUsageExporter(LogRecordExporter):
                 f"invalid table prefix ({source}) {prefix!r}: SQLite reserves table names starting with 'sqlite_' "
                 "(any other SQL identifier is allowed)"
             )
-        if busy_timeout_millis is None:
-            busy_timeout_millis = env_int(ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS, DEFAULT_BUSY_TIMEOUT_MILLIS, 0)
-        elif not _is_int_at_least(busy_timeout_millis, 0):
-            raise ValueError(f"busy_timeout_millis must be an integer >= 0, got {busy_timeout_millis!r}")
+        self._busy_timeout_millis = int_setting(
+            "busy_timeout_millis",
+            busy_timeout_millis,
+            ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS,
+            DEFAULT_BUSY_TIMEOUT_MILLIS,
+            0,
+        )
         self._tables = SqlTables(prefix, mapping)
-        self._busy_timeout_millis = busy_timeout_millis
         self._engine_options = dict(engine_options or {})
         self._backend = self._url.get_backend_name()
         self._lock = threading.RLock()
@@ -195,8 +154,8 @@ class SqlUsageExporter(LogRecordExporter):
         self._shutdown = False
         self._last_warning = 0.0
         self._last_error = ""
-        self._insert_logs = self._build_insert_logs()
-        self._sqlite: _SqliteWriter | None = None
+        self._core = CoreWriter(self._tables) if self._backend == "postgresql" else None
+        self._sqlite: SqliteWriter | None = None
         self._memory = self._backend == "sqlite" and (
             self._url.database in (None, "", ":memory:") or self._url.query.get("mode") == "memory"
         )
@@ -269,35 +228,9 @@ class SqlUsageExporter(LogRecordExporter):
         Raises:
             ValueError: an unknown filter, or a bad ``limit``/``page``.
         """
-        for name, value in (("limit", limit), ("page", page)):
-            if not _is_int_at_least(value, 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        logs = self._tables.logs
-        conditions: list[ColumnElement[bool]] = []
-        if start is not None:
-            conditions.append(logs.c.start >= to_utc(start))
-        if end is not None:
-            conditions.append(logs.c.start < to_utc(end))
-        promoted = set(self._tables.columns.values())
-        for name, value in filters.items():
-            column = self._tables.filters.get(name)
-            if column is None:
-                known = ", ".join(sorted(self._tables.filters))
-                raise ValueError(f"unknown filter {name!r}; known filters: {known}")
-            convert = promoted_text if column.name in promoted else (lambda v: v)
-            if isinstance(value, (list, tuple, set, frozenset)):
-                conditions.append(column.in_([convert(v) for v in value]))
-            elif value is None:
-                conditions.append(column.is_(None))
-            else:
-                conditions.append(column == convert(value))
-        query = (
-            select(logs)
-            .where(*conditions)
-            .order_by(logs.c.start.desc(), logs.c.id.desc())
-            .limit(limit)
-            .offset((page - 1) * limit)
-        )
+        from otel_usage.query._sql_logs import exporter_page  # the reading side: imported on first use
+
+        query = exporter_page(self._tables, start, end, limit, page, filters)
         with suppress_instrumentation():
             self._ensure_schema()
             with self._connect(write=False) as conn:
@@ -321,7 +254,7 @@ class SqlUsageExporter(LogRecordExporter):
 
     def _export_logs(self, logs: Sequence[Mapping[str, Any]]) -> LogRecordExportResult:
         prepared: dict[tuple[str, str], PreparedLog] = {}
-        prepare = self._sqlite_writer(self._get_engine().dialect).prepare if self._backend == "sqlite" else None
+        prepare = self._sqlite_writer(self._get_engine().dialect).prepare if self._core is None else None
         for log in logs:
             try:
                 item = prepare(log) if prepare is not None else self._tables.prepare(log)
@@ -337,9 +270,9 @@ class SqlUsageExporter(LogRecordExporter):
             self._write(items)
             return LogRecordExportResult.SUCCESS
         except Exception as exc:
-            if _is_data_error(exc):
+            if is_data_error(exc):
                 return self._write_one_by_one(items)
-            if _is_transient(exc):
+            if is_transient(exc):
                 self._transient_failure(exc, len(items))
                 return LogRecordExportResult.FAILURE
             raise
@@ -350,10 +283,10 @@ class SqlUsageExporter(LogRecordExporter):
             try:
                 self._write([item])
             except Exception as exc:
-                if _is_data_error(exc):
+                if is_data_error(exc):
                     _stats.count_drop("sql_rejected_log", 1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     continue
-                if _is_transient(exc):
+                if is_transient(exc):
                     self._transient_failure(exc, len(items))
                     return LogRecordExportResult.FAILURE
                 raise
@@ -362,37 +295,19 @@ class SqlUsageExporter(LogRecordExporter):
     def _write(self, items: list[PreparedLog]) -> None:
         """Insert logs and their call records in one transaction; logs already stored are skipped."""
         with self._connect(write=True) as conn, conn.begin():
-            if self._backend == "sqlite":
+            if self._core is None:
                 stored = self._sqlite_writer(conn.dialect).write(conn, items)
             else:
-                stored = self._write_core(conn, items)
+                stored = self._core.write(conn, items)
         _stats.count("sql_logs_stored", stored)
         if stored < len(items):
             _stats.count("sql_logs_duplicate", len(items) - stored)
 
-    def _write_core(self, conn: Connection, items: list[PreparedLog]) -> int:
-        """The SQLAlchemy Core write path (PostgreSQL): one multi-row INSERT ... RETURNING, then the calls."""
-        result = conn.execute(self._insert_logs, [self._tables.log_row(item) for item in items])
-        ids = {(row[1], row[2]): row[0] for row in result}
-        calls = [row for item in items if (log_id := ids.get(item.key)) is not None for row in item.call_rows(log_id)]
-        if calls:
-            conn.execute(self._tables.calls.insert(), calls)
-        return len(ids)
-
-    def _sqlite_writer(self, dialect: Dialect) -> _SqliteWriter:
+    def _sqlite_writer(self, dialect: Dialect) -> SqliteWriter:
         writer = self._sqlite
         if writer is None or writer.dialect is not dialect:
-            writer = self._sqlite = _SqliteWriter(self._tables, dialect)
+            writer = self._sqlite = SqliteWriter(self._tables, dialect)
         return writer
-
-    def _build_insert_logs(self) -> Any:
-        logs = self._tables.logs
-        insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
-        return (
-            insert(logs)
-            .on_conflict_do_nothing(index_elements=[logs.c.trace_id, logs.c.span_id])
-            .returning(logs.c.id, logs.c.trace_id, logs.c.span_id)
-        )
 
     def _transient_failure(self, exc: BaseException, n: int) -> None:
         with self._lock:
@@ -449,14 +364,14 @@ class SqlUsageExporter(LogRecordExporter):
         options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
         engine = create_engine(self._url, **options)
         if self._backend == "sqlite":
-            _configure_sqlite(engine, self._busy_timeout_millis)
+            configure_sqlite(engine, self._busy_timeout_millis)
         return engine
 
     @contextlib.contextmanager
     def _connect(self, write: bool) -> Iterator[Connection]:
         with self._memory_lock or contextlib.nullcontext(), self._get_engine().connect() as conn:
             if write and self._backend == "sqlite":
-                conn.execution_options(**{_BEGIN_IMMEDIATE: True})
+                conn.execution_options(**{BEGIN_IMMEDIATE: True})
             yield conn
 
     def _ensure_schema(self) -> None:
@@ -474,35 +389,10 @@ class SqlUsageExporter(LogRecordExporter):
             self._schema_ready = True
 
     def _create_schema(self) -> None:
-        tables = self._tables
         with self._connect(write=True) as conn, conn.begin():
-            if self._backend == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key()})
-            for table in (tables.schema, tables.logs, tables.calls):
-                conn.execute(CreateTable(table, if_not_exists=True))
-            existing = self._existing_columns(conn)
-            for column in tables.columns.values():
-                if column.lower() not in existing:
-                    col = tables.logs.c[column]
-                    type_sql = col.type.compile(dialect=conn.dialect)
-                    preparer = conn.dialect.identifier_preparer
-                    conn.execute(
-                        text(
-                            f"ALTER TABLE {preparer.format_table(tables.logs)} "
-                            f"ADD COLUMN {preparer.format_column(col)} {type_sql}"
-                        )
-                    )
-                    logger.info("SqlUsageExporter added column %s to %s", column, tables.logs.name)
-            for index in tables.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
-            insert = pg_dialect.insert if self._backend == "postgresql" else sqlite_dialect.insert
-            conn.execute(
-                insert(tables.schema).on_conflict_do_nothing(index_elements=[tables.schema.c.component]),
-                {"component": COMPONENT, "version": SCHEMA_VERSION, "created": dt.datetime.now(dt.timezone.utc)},
-            )
-            version = conn.execute(
-                select(tables.schema.c.version).where(tables.schema.c.component == COMPONENT)
-            ).scalar_one()
+            version, added = create_schema(conn, self._tables)
+            for column in added:
+                logger.info("SqlUsageExporter added column %s to %s", column, self._tables.logs.name)
         if version > SCHEMA_VERSION:
             logger.warning(
                 "The usage tables in %s have schema version %s, newer than this otel_usage's %s",
@@ -510,155 +400,3 @@ class SqlUsageExporter(LogRecordExporter):
                 version,
                 SCHEMA_VERSION,
             )
-
-    def _existing_columns(self, conn: Connection) -> set[str]:
-        name = self._tables.logs.name
-        if self._backend == "postgresql":
-            rows = conn.execute(
-                text(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = :name"
-                ),
-                {"name": name},
-            )
-            return {str(row[0]).lower() for row in rows}
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        return {str(row[1]).lower() for row in conn.exec_driver_sql(f"PRAGMA table_info({quoted})")}
-
-    def _lock_key(self) -> int:
-        digest = hashlib.sha256(f"otel_usage.schema:{self._tables.prefix}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
-
-
-class _SqliteWriter:
-    """The SQLite write path, on the driver's cursor inside SQLAlchemy's transaction.
-
-    sqlite3 runs in-process and releases the GIL around every step of a statement: with one step per row
-    (``executemany``, or ``RETURNING`` rows), the worker hands the GIL back and forth with the application's
-    threads hundreds of times per batch, and that costs more CPU than the rows themselves. So a batch is a
-    few multi-row statements instead: under SQLite's write lock (``BEGIN IMMEDIATE``, held until commit) the
-    writer looks up which logs are already stored, numbers the new ones from ``max(id) + 1``, and inserts
-    logs and call records :attr:`MAX_ROWS_PER_STATEMENT` at a time. A log that is stored anyway (it cannot be,
-    under the lock) makes the insert fail as a data error, which the exporter resolves one log per
-    transaction.
-
-    Values are made driver-ready while the log is read (:meth:`prepare`): JSON columns and ``start``
-    through the very bind processors SQLAlchemy uses for them (so they read back through SQLAlchemy
-    exactly as before); text, numbers and booleans are bound as they are, as SQLAlchemy binds them.
-    """
-
-    #: Rows per multi-row statement at most (fewer when the bound-variable limit requires it).
-    MAX_ROWS_PER_STATEMENT = 200
-
-    def __init__(self, tables: SqlTables, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._tables = tables
-        preparer = dialect.identifier_preparer
-        log_columns = [tables.logs.c.id, *(tables.logs.c[name] for name in tables.log_columns)]
-        call_columns = [tables.calls.c.log_id, *(tables.calls.c[name] for name in PREPARED_CALL_COLUMNS)]
-        self._encode = _bind_processor(tables.logs.c.info, dialect)
-        self._stamp = _bind_processor(tables.logs.c.start, dialect)
-        self._logs_table = preparer.format_table(tables.logs)
-        self._log_width = len(log_columns)
-        self._call_width = len(call_columns)
-        self._insert_log = f"INSERT INTO {self._logs_table} ({_names(log_columns, preparer)}) VALUES "
-        self._insert_call = (
-            f"INSERT INTO {preparer.format_table(tables.calls)} ({_names(call_columns, preparer)}) VALUES "
-        )
-        self._trace_id = preparer.format_column(tables.logs.c.trace_id)
-        self._span_id = preparer.format_column(tables.logs.c.span_id)
-        self._id = preparer.format_column(tables.logs.c.id)
-
-    def prepare(self, log: Mapping[str, Any]) -> PreparedLog:
-        """``log`` as driver-ready column values (see :meth:`SqlTables.prepare`)."""
-        return self._tables.prepare(log, self._encode, self._stamp)
-
-    def write(self, conn: Connection, items: list[PreparedLog]) -> int:
-        """Insert ``items`` (made by :meth:`prepare`; logs already stored are skipped); the number stored."""
-        driver = conn.connection.driver_connection
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        try:
-            limit = _variable_limit(driver)
-            stored = self._stored_keys(cursor, [item.key for item in items], limit)
-            new = [item for item in items if item.key not in stored]
-            if not new:
-                return 0
-            cursor.execute(f"SELECT max({self._id}) FROM {self._logs_table}")
-            next_id = (cursor.fetchone()[0] or 0) + 1
-            log_rows: list[tuple[Any, ...]] = []
-            call_rows: list[tuple[Any, ...]] = []
-            for log_id, item in enumerate(new, next_id):
-                log_rows.append((log_id, *item.values))
-                call_rows.extend((log_id, *call) for call in item.calls)
-            self._insert(cursor, self._insert_log, self._log_width, log_rows, limit)
-            self._insert(cursor, self._insert_call, self._call_width, call_rows, limit)
-            return len(new)
-        finally:
-            cursor.close()
-
-    def _stored_keys(self, cursor: Any, keys: list[tuple[str, str]], limit: int) -> set[tuple[str, str]]:
-        """Which of ``keys`` (trace id, span id) are already stored."""
-        stored: set[tuple[str, str]] = set()
-        wanted = set(keys)
-        trace_ids = sorted({trace_id for trace_id, _ in keys})
-        step = max(1, min(limit, 500))
-        for i in range(0, len(trace_ids), step):
-            chunk = trace_ids[i : i + step]
-            cursor.execute(
-                f"SELECT {self._trace_id}, {self._span_id} FROM {self._logs_table} "
-                f"WHERE {self._trace_id} IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            stored.update(key for key in map(tuple, cursor.fetchall()) if key in wanted)
-        return stored
-
-    def _insert(self, cursor: Any, head: str, width: int, rows: list[tuple[Any, ...]], limit: int) -> None:
-        per_statement = max(1, min(self.MAX_ROWS_PER_STATEMENT, limit // width))
-        group = "(" + ", ".join("?" * width) + ")"
-        for i in range(0, len(rows), per_statement):
-            chunk = rows[i : i + per_statement]
-            cursor.execute(head + ", ".join([group] * len(chunk)), [value for row in chunk for value in row])
-
-
-def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        raise TypeError(f"SQLAlchemy has no bind processor for {column} on {dialect.name}")
-    return process
-
-
-def _names(columns: list[Column[Any]], preparer: Any) -> str:
-    return ", ".join(preparer.format_column(column) for column in columns)
-
-
-def _variable_limit(driver: Any) -> int:
-    """Most bound variables one statement may have on this connection (999 when it cannot be asked)."""
-    getlimit = getattr(driver, "getlimit", None)  # Python 3.11+
-    category = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
-    if getlimit is None or category is None:
-        return 999
-    try:
-        return int(getlimit(category))
-    except (sqlite3.Error, AttributeError):
-        return 999
-
-
-def _configure_sqlite(engine: Engine, busy_timeout_millis: int) -> None:
-    """WAL mode, a busy timeout, foreign keys, and SQLAlchemy (not sqlite3) in charge of BEGIN."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

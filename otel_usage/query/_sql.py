@@ -55,6 +55,7 @@ from otel_usage.query._fields import (
     StoreError,
 )
 from otel_usage.query._results import StatsRow, order_rows
+from otel_usage.query._sql_logs import newest_first, stored_columns
 from otel_usage.query._store import Query, UsageStore, check_page
 
 __all__ = ["SqlStore"]
@@ -215,23 +216,14 @@ class SqlStore(UsageStore):
     # --- UsageStore ------------------------------------------------------------------------------------
 
     def _columns(self) -> list[Any]:
-        logs = self._tables.logs
-        names = ("id", "trace_id", "span_id", "parent_span_id", "service", "start", "duration", "status")
-        return [logs.c[n] for n in (*names, "schema_version", "info", "data", "extra")]
+        return stored_columns(self._tables)
 
     def get_usage(
         self, start: Any = None, end: Any = None, limit: int = 500, page: int = 1, **filters: Any
     ) -> list[UsageLog]:
         check_page(limit, page)
         query = Query(start, end, filters)
-        logs = self._tables.logs
-        statement = (
-            select(*self._columns())
-            .where(*self._where(query))
-            .order_by(logs.c.start.desc(), logs.c.id.desc())
-            .limit(limit)
-            .offset((page - 1) * limit)
-        )
+        statement = newest_first(self._tables, self._where(query), limit, page)
         with self._connect() as conn:
             rows = conn.execute(statement).mappings().all()
         return [self._tables.log_from_row(row) for row in rows]

@@ -54,10 +54,11 @@ class Query:
         return all(f.matches(value_of(log, f.field)) for f in self.filters)
 
 
-def check_page(limit: Any, page: Any) -> None:
+def check_page(limit: Any, page: Any, error: type[ValueError] = QueryError) -> None:
+    """Raise ``error`` unless ``limit`` and ``page`` are integers >= 1."""
     for name, value in (("limit", limit), ("page", page)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise QueryError(f"{name} must be an integer >= 1, got {value!r}")
+            raise error(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def check_stats(by: str | Sequence[str] | None, per: str | None, top: Any) -> list[Field]:

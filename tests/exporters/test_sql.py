@@ -17,7 +17,7 @@ from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters import _sql_schema as sql_schema_module
-from otel_usage.exporters import sql as sql_module
+from otel_usage.exporters import _sqlite as sql_module
 from otel_usage.exporters.sql import SqlUsageExporter
 from tests._postgres import free_port
 from tests.exporters.conftest import BASE_START, iso, make_log, make_record
