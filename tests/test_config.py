@@ -131,7 +131,7 @@ def debug(tmp: Path) -> bool:
 
 
 def probes(tmp: Path) -> list[str]:
-    from otel_usage._probe_targets import targets_from_env
+    from otel_usage.instrumentors._probe_targets import targets_from_env
 
     return [t.text for t in targets_from_env()]
 

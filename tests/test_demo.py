@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otel_usage._demo import summarize
 from otel_usage.cli import main
+from otel_usage.cli._demo import summarize
 from otel_usage.exporters.sql import SqlUsageExporter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_demo_runs_from_a_wheel(tmp_path: Path) -> None:
     # this interpreter's site-packages, placed after the wheel's installation.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])
-    code = "import otel_usage._demo as d; print(d.__file__, d.find_notes_app().__file__)"
+    code = "import otel_usage.cli._demo as d; print(d.__file__, d.find_notes_app().__file__)"
     where = run(sys.executable, "-S", "-c", code, env=env)
     assert where.returncode == 0, where.stderr
     package_file, app_file = where.stdout.split()

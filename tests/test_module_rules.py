@@ -29,7 +29,8 @@ def test_all_is_sorted(path: Path) -> None:
 
 def is_module(name: str) -> bool:
     """A module of the package (``from otel_usage import _stats`` imports a module, not a private name)."""
-    return any((PACKAGE / folder / f"{name}.py").exists() for folder in ("", "exporters", "instrumentors", "query"))
+    folders = ("", "cli", "exporters", "instrumentors", "query")
+    return any((PACKAGE / folder / f"{name}.py").exists() for folder in folders)
 
 
 def private_uses(path: Path) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 
 import otel_usage
 from otel_usage import add_data, add_info, event, log, traced_usage, transaction
-from otel_usage._logdefer import to_logdefer
+from otel_usage.exporters._logdefer import to_logdefer
 from otel_usage.testing import capture_usage
 
 

@@ -15,7 +15,7 @@ import pytest
 import otel_usage
 from otel_usage import add_info, allow_events, block_events, event, log, timer, traced_usage, transaction
 from otel_usage import usage_context as ctx
-from otel_usage._logdefer import format_logdefer, to_logdefer
+from otel_usage.exporters._logdefer import format_logdefer, to_logdefer
 from otel_usage.exporters.memory import InMemoryUsageExporter
 from otel_usage.exporters.routing import RoutedUsageExporter, has_event
 from otel_usage.testing import capture_usage

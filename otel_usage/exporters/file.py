@@ -118,7 +118,7 @@ def _named_format(name: str) -> Callable[[UsageLog], str] | None:
     if key == "json":
         return None
     if key == "logdefer":
-        from otel_usage._logdefer import format_logdefer
+        from otel_usage.exporters._logdefer import format_logdefer
 
         return format_logdefer
     raise ValueError(f"unknown file format {name!r} (expected json or logdefer)")

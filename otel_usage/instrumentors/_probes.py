@@ -20,7 +20,7 @@ from otel_usage._config import env_bool
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD
 from otel_usage._probe import decorate
-from otel_usage._probe_targets import ProbeTarget, match_name, targets_from_env
+from otel_usage.instrumentors._probe_targets import ProbeTarget, match_name, targets_from_env
 
 __all__ = ["ProbeInstrumentor"]
 

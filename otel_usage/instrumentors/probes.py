@@ -10,7 +10,7 @@ Under ``opentelemetry-instrument`` it is loaded as the ``otel_usage_probes`` ins
     ProbeInstrumentor().uninstrument()      # every original function is back, exactly
 
 Target syntax (``module:qualname[=LEVEL][[params]]``, globs, include/exclude, ``return``): see
-:mod:`otel_usage._probe_targets`.
+:mod:`otel_usage.instrumentors._probe_targets`.
 
 Each matching function is replaced in its module or class by a ``wrapt.FunctionWrapper`` that records
 calls exactly like ``@traced_usage`` (same span, level gate, parameter capture, redaction): the

@@ -14,7 +14,8 @@ import pytest
 
 from otel_usage import INFO, traced_usage
 from otel_usage._levels import DEFAULT, Level
-from otel_usage._probe_targets import (
+from otel_usage.instrumentors import _probes as probes_module
+from otel_usage.instrumentors._probe_targets import (
     ProbeTarget,
     load_probes_file,
     match_name,
@@ -22,7 +23,6 @@ from otel_usage._probe_targets import (
     parse_targets,
     targets_from_env,
 )
-from otel_usage.instrumentors import _probes as probes_module
 from otel_usage.instrumentors.probes import ProbeInstrumentor
 from otel_usage.testing import capture_usage
 

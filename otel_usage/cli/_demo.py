@@ -70,8 +70,8 @@ BROWSERS = [
 
 #: Where the notes app is: ``examples/notes_app`` of a source checkout, else the copy a wheel installs.
 NOTES_APP_DIRS = (
-    Path(__file__).resolve().parents[1] / "examples" / "notes_app",
-    Path(__file__).resolve().parent / "_examples" / "notes_app",
+    Path(__file__).resolve().parents[2] / "examples" / "notes_app",
+    Path(__file__).resolve().parents[1] / "_examples" / "notes_app",
 )
 
 
