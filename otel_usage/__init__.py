@@ -18,7 +18,9 @@ from otel_usage._chain import (
     block_functions,
 )
 from otel_usage._context import add_data, add_info, get_info, usage_context
+from otel_usage._events import event
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
+from otel_usage._log_lines import UsageLogHandler, log
 from otel_usage._pipeline import UsagePipeline, configure, force_flush, get_pipeline, shutdown
 from otel_usage._probe import Tracker, get_tracker, traced_usage
 from otel_usage._processor import UsageSpanProcessor
@@ -26,7 +28,8 @@ from otel_usage._represent import register_representation
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats
-from otel_usage._transaction import UsageLogHandler, event, log, timer, transaction
+from otel_usage._timers import timer
+from otel_usage._transaction import transaction
 from otel_usage.exporters._delivery import replay
 from otel_usage.version import __version__
 

@@ -36,10 +36,10 @@ from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings, env_bool, env_int, env_list
 from otel_usage._levels import THRESHOLD
 from otel_usage._log import LogEmitter
+from otel_usage._log_lines import VERBOSITY, install_logging_bridge
 from otel_usage._processor import UsageSpanProcessor
 from otel_usage._runtime import RUNTIME
 from otel_usage._sampling import LevelSampler, adopt_sampler_argument, usage_level_sampler
-from otel_usage._transaction import VERBOSITY, install_logging_bridge
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 __all__ = [

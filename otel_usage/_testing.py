@@ -14,7 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _pipeline, _serialize, _transaction
+from otel_usage import _log_lines, _pipeline, _serialize
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings
 from otel_usage._levels import THRESHOLD
@@ -159,7 +159,7 @@ def capture_usage(
     captured = CapturedUsage(pipeline, exporter, flush_source=installed)
     saved = (RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value)
     saved_policy = _serialize.get_policy()
-    saved_lines = (_transaction.VERBOSITY.value, _transaction.logging_bridge_installed())
+    saved_lines = (_log_lines.VERBOSITY.value, _log_lines.logging_bridge_installed())
     added: list[UsageProcessor] = []
     if installed is not None:
         installed.span_processor.force_flush(5000)  # what ended before the block goes where it was going
@@ -192,8 +192,8 @@ def capture_usage(
                     installed.emitter.processors.remove(processor)
         RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value = saved
         _serialize.set_policy(*saved_policy)
-        _transaction.VERBOSITY.value = saved_lines[0]
-        _transaction.install_logging_bridge(saved_lines[1])
+        _log_lines.VERBOSITY.value = saved_lines[0]
+        _log_lines.install_logging_bridge(saved_lines[1])
         RUNTIME.changed()
         pipeline.shutdown(5000)
 

@@ -621,7 +621,7 @@ def test_items_after_their_log_was_emitted_are_counted_not_kept(emit, field, kin
 @pytest.mark.parametrize(("emit", "field", "kind"), KINDS)
 def test_items_per_log_are_bounded_and_counted(emit, field, kind):
     """One unit of work cannot grow without bound: items beyond the cap are counted, the first ones kept."""
-    from otel_usage._transaction import MAX_ITEMS_PER_LOG
+    from otel_usage._log_items import MAX_ITEMS_PER_LOG
 
     otel_usage._stats.reset()
 
