@@ -30,15 +30,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _redact, _serialize, _stats
+from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings, env_bool, env_int, env_list
-from otel_usage._levels import THRESHOLD
 from otel_usage._log import LogEmitter
-from otel_usage._log_lines import VERBOSITY, install_logging_bridge
 from otel_usage._processor import UsageSpanProcessor
-from otel_usage._runtime import RUNTIME
+from otel_usage._runtime_state import STATE
 from otel_usage._sampling import LevelSampler, adopt_sampler_argument, usage_level_sampler
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
@@ -66,19 +64,8 @@ DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
 
 
 def apply_settings(settings: CoreSettings) -> None:
-    """Make ``settings`` the process-wide policy of probes (threshold, serialization, redaction)."""
-    THRESHOLD.value = int(settings.level)
-    _serialize.set_policy(
-        _serialize.SerializeLimits(
-            max_depth=settings.param_max_depth,
-            max_length=settings.param_max_length,
-            max_items=settings.param_max_items,
-            max_size=settings.param_max_size,
-        ),
-        _redact.Redactor(settings.redact, defaults=settings.redact_defaults),
-    )
-    VERBOSITY.value = settings.log_verbosity
-    install_logging_bridge(settings.log_bridge)
+    """Make ``settings`` the process-wide policy of probes (threshold, serialization, redaction, log lines)."""
+    STATE.apply(settings)
 
 
 def log_processor_for(exporter: LogRecordExporter) -> LogRecordProcessor:
@@ -348,8 +335,8 @@ def configure(
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         core = CoreSettings.from_env(**settings)
         if env_bool("OTEL_SDK_DISABLED", False):
-            RUNTIME.disabled = True
-            RUNTIME.changed()
+            STATE.disabled = True
+            STATE.changed()
             return None
         apply_settings(core)
         pipeline = _pipeline
@@ -364,7 +351,7 @@ def configure(
             _pipeline = pipeline
             if exporters is None:
                 exporters = exporters_from_env()
-            RUNTIME.changed()
+            STATE.changed()
         else:
             pipeline.update(core)
         for item in exporters or ():
@@ -382,8 +369,8 @@ def _tracer_provider(
     if explicit is not None:
         if not isinstance(explicit, TracerProvider):
             raise ValueError("tracer_provider must be an opentelemetry.sdk.trace.TracerProvider")
-        if RUNTIME.tracer_provider is None and trace.get_tracer_provider() is not explicit:
-            RUNTIME.tracer_provider = explicit
+        if STATE.tracer_provider is None and trace.get_tracer_provider() is not explicit:
+            STATE.tracer_provider = explicit
         return explicit, False
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
@@ -397,7 +384,7 @@ def _tracer_provider(
         trace.set_tracer_provider(created)
     else:
         logger.warning("otel_usage: the global tracer provider is not the SDK's; probes use a private one")
-        RUNTIME.tracer_provider = created
+        STATE.tracer_provider = created
     return created, True
 
 
@@ -588,5 +575,5 @@ def install_pipeline(pipeline: UsagePipeline) -> None:
             raise ValueError("an otel_usage pipeline is configured already")
         apply_settings(pipeline.settings)
         _pipeline = pipeline
-        RUNTIME.changed()
+        STATE.changed()
         _register_exit_flush()

@@ -14,12 +14,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _log_lines, _pipeline, _serialize
+from otel_usage import _pipeline
 from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings
-from otel_usage._levels import THRESHOLD
-from otel_usage._pipeline import UsagePipeline, apply_settings
-from otel_usage._runtime import RUNTIME
+from otel_usage._pipeline import UsagePipeline
+from otel_usage._runtime_state import STATE
 from otel_usage._sampling import LevelSampler
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
@@ -157,9 +156,7 @@ def capture_usage(
     )
     pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
     captured = CapturedUsage(pipeline, exporter, flush_source=installed)
-    saved = (RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value)
-    saved_policy = _serialize.get_policy()
-    saved_lines = (_log_lines.VERBOSITY.value, _log_lines.logging_bridge_installed())
+    saved = STATE.snapshot()
     added: list[UsageProcessor] = []
     if installed is not None:
         installed.span_processor.force_flush(5000)  # what ended before the block goes where it was going
@@ -171,11 +168,11 @@ def capture_usage(
         relay_target: SpanProcessor | None = None
     else:
         _global_sdk_provider(LevelSampler(record_unsampled=core.record_unsampled))
-        RUNTIME.tracer_provider = tracer_provider
+        STATE.tracer_provider = tracer_provider
         relay_target = pipeline.span_processor
-    RUNTIME.disabled = False
-    RUNTIME.changed()
-    apply_settings(core)
+    STATE.disabled = False
+    STATE.changed()
+    STATE.apply(core)
     with _active_lock:
         _active.append((captured, relay_target))
     try:
@@ -190,11 +187,7 @@ def capture_usage(
             for processor in added:
                 with contextlib.suppress(ValueError):
                     installed.emitter.processors.remove(processor)
-        RUNTIME.tracer_provider, RUNTIME.disabled, THRESHOLD.value = saved
-        _serialize.set_policy(*saved_policy)
-        _log_lines.VERBOSITY.value = saved_lines[0]
-        _log_lines.install_logging_bridge(saved_lines[1])
-        RUNTIME.changed()
+        STATE.restore(saved)
         pipeline.shutdown(5000)
 
 

@@ -154,3 +154,16 @@ print(json.dumps([[log["service"], log["data"][0]["params"]["n"]] for log in log
     proc = run(code, env={"OTEL_USAGE_FILE_PATH": str(tmp_path / "u.jsonl")})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == '[["shop", 2]]'
+
+
+def test_a_capture_puts_back_every_piece_of_process_state() -> None:
+    """What the block changes (threshold, limits, redaction, verbosity, logging bridge) is as before after it."""
+    from otel_usage._runtime_state import STATE
+
+    before = STATE.snapshot()
+    with capture_usage(level="DEBUG", param_max_length=7, redact=["pin"], log_verbosity=40, log_bridge=True):
+        inside = STATE.snapshot()
+        assert inside != before
+        assert (inside.threshold, inside.verbosity, inside.log_bridge) == (10, 40, True)
+        assert inside.policy[0].max_length == 7
+    assert STATE.snapshot() == before
