@@ -32,7 +32,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_usage import _pipeline
+from otel_usage import _exit, _pipeline, _resolve
 from otel_usage._config import CoreSettings, env_bool
 from otel_usage._sampling import adopt_sampler_argument
 
@@ -58,8 +58,8 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
                 "otel_usage: OpenTelemetry could not be configured, so neither telemetry nor usage logs are "
                 "recorded in this process: %s%s",
                 exc,
-                "" if _pipeline.debug_tracebacks() else " (OTEL_USAGE_DEBUG=true shows the traceback)",
-                exc_info=_pipeline.debug_tracebacks(),
+                "" if _exit.debug_tracebacks() else " (OTEL_USAGE_DEBUG=true shows the traceback)",
+                exc_info=_exit.debug_tracebacks(),
             )
 
     def _configure_all(self, **kwargs: Any) -> None:
@@ -82,8 +82,8 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
             return
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         settings = CoreSettings.from_env()
-        sampler = _pipeline.resolve_sampler(kwargs.get("sampler"), settings)
-        exporters = _pipeline.exporters_from_env(strict=False)  # a sink that cannot start: one warning
+        sampler = _resolve.resolve_sampler(kwargs.get("sampler"), settings)
+        exporters = _resolve.exporters_from_env(strict=False)  # a sink that cannot start: one warning
         _warn_if_delivered_twice(exporters)
         pending = _pipeline.PendingPipeline(settings)
         processors = [*(kwargs.get("span_processors") or ()), pending.span_processor]

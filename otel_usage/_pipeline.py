@@ -3,7 +3,9 @@
 :func:`configure` builds (or extends) the global OpenTelemetry providers from environment variables
 and arguments (explicit arguments win), and is idempotent: a second call updates settings and adds
 new exporters or processors, never a second span processor. :func:`force_flush` and :func:`shutdown`
-control it; it is flushed at interpreter exit before the OpenTelemetry providers shut down.
+control it; it is flushed at interpreter exit before the OpenTelemetry providers shut down (see
+:mod:`otel_usage._exit`). The sampler and the exporters that names and the environment select are
+resolved in :mod:`otel_usage._resolve`.
 
 With ``OTEL_SDK_DISABLED=true`` everything is a no-op: probes call the function and nothing else.
 
@@ -13,11 +15,8 @@ Reads: ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`
 
 from __future__ import annotations
 
-import atexit
 import inspect
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -30,26 +29,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage import _stats
-from otel_usage import environment_variables as ev
 from otel_usage._chain import UsageProcessor
-from otel_usage._config import CoreSettings, env_bool, env_int, env_list
+from otel_usage._config import CoreSettings, env_bool
+from otel_usage._exit import register_exit_flush
 from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
+from otel_usage._resolve import build_exporter, exporters_from_env, resolve_sampler
 from otel_usage._runtime_state import STATE
-from otel_usage._sampling import LevelSampler, adopt_sampler_argument, usage_level_sampler
+from otel_usage._sampling import adopt_sampler_argument
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
-__all__ = [
-    "PendingPipeline",
-    "UsagePipeline",
-    "configure",
-    "exporters_from_env",
-    "force_flush",
-    "get_pipeline",
-    "resolve_sampler",
-    "shutdown",
-]
+__all__ = ["PendingPipeline", "UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdown"]
 
 logger = logging.getLogger("otel_usage")
 
@@ -58,9 +48,6 @@ _PROCESSOR_TAG = "_otel_usage_span_processor"
 #: Set on the global tracer provider that ``capture_usage()`` installs when there was none: a later
 #: :func:`configure` gives it the resource and sampler it would have given a provider of its own.
 CAPTURE_INSTALLED_TAG = "_otel_usage_installed_for_capture"
-
-#: Default of ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``.
-DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
 
 
 def apply_settings(settings: CoreSettings) -> None:
@@ -205,101 +192,11 @@ def _stop_processor(proc: LogRecordProcessor, timeout_millis: int) -> None:
 
 _lock = threading.RLock()
 _pipeline: UsagePipeline | None = None
-_atexit_registered = False
 
 
 def get_pipeline() -> UsagePipeline | None:
     """The pipeline built by :func:`configure`, if any."""
     return _pipeline
-
-
-def resolve_sampler(sampler: Sampler | None, settings: CoreSettings) -> Sampler:
-    if isinstance(sampler, LevelSampler):
-        return sampler
-    if sampler is not None:
-        return LevelSampler(sampler, record_unsampled=settings.record_unsampled)
-
-    name = (os.environ.get("OTEL_TRACES_SAMPLER") or "").strip().lower()
-    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG")
-    if name == "usage_level":
-        return usage_level_sampler(arg)
-    if not name:
-        return LevelSampler(record_unsampled=settings.record_unsampled)
-    from opentelemetry.sdk.trace import sampling
-
-    try:
-        delegate = sampling._get_from_env_or_default()
-        if name not in sampling._KNOWN_SAMPLERS:
-            delegate = _sampler_from_entry_point(name, arg) or delegate
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("Ignoring OTEL_TRACES_SAMPLER=%r (%s); sampling everything", name, exc)
-        delegate = None
-    return LevelSampler(delegate, record_unsampled=settings.record_unsampled)
-
-
-def _sampler_from_entry_point(name: str, arg: str | None) -> Sampler | None:
-    from opentelemetry.util._importlib_metadata import entry_points
-
-    for ep in entry_points(group="opentelemetry_traces_sampler", name=name):
-        factory = ep.load()
-        sampler = factory(arg)
-        if isinstance(sampler, Sampler):
-            return sampler
-    logger.warning("Ignoring OTEL_TRACES_SAMPLER=%r: no such sampler; sampling everything", name)
-    return None
-
-
-def exporters_from_env(strict: bool = True) -> list[LogRecordExporter]:
-    """The exporters ``OTEL_USAGE_EXPORTERS`` names.
-
-    With ``strict`` a sink that cannot start raises; without (under ``opentelemetry-instrument``) it is one
-    warning naming the sink and the reason, and the others are built.
-    """
-    names = env_list(ev.OTEL_USAGE_EXPORTERS, ("file",))
-    built: list[LogRecordExporter] = []
-    for name in names:
-        try:
-            built.extend(build_exporter(name, ev.OTEL_USAGE_EXPORTERS))
-        except (ValueError, ImportError) as exc:
-            if strict:
-                raise
-            logger.warning(
-                "otel_usage: the %r usage sink cannot start, its usage logs are not recorded: %s",
-                name,
-                exc,
-                exc_info=debug_tracebacks(),
-            )
-    if names and not built and any(n.strip().lower() != "none" for n in names):
-        logger.warning("otel_usage: no usage sink could start; usage logs are recorded nowhere in this process")
-    return built
-
-
-def build_exporter(name: str, source: str = "exporters") -> list[LogRecordExporter]:
-    """The usage exporter called ``name`` (``file``, ``sql``, ``otlp``, ``console``, ``none``).
-
-    Raises:
-        ValueError: unknown name (falling back would lose the logs meant for it).
-    """
-    key = name.strip().lower()
-    if key == "none":
-        return []
-    if key == "console":
-        from otel_usage.exporters.console import ConsoleUsageExporter
-
-        return [ConsoleUsageExporter()]
-    if key == "file":
-        from otel_usage.exporters.file import FileUsageExporter  # type: ignore[import-not-found,unused-ignore]
-
-        return [FileUsageExporter()]
-    if key == "sql":
-        from otel_usage.exporters.sql import SqlUsageExporter
-
-        return [SqlUsageExporter()]
-    if key == "otlp":
-        from otel_usage.exporters.otlp import otlp_usage_exporter  # type: ignore[import-not-found,unused-ignore]
-
-        return [otlp_usage_exporter()]
-    raise ValueError(f"{source}: unknown usage exporter {name!r} (expected file, sql, otlp, console or none)")
 
 
 def configure(
@@ -359,7 +256,7 @@ def configure(
                 pipeline.add_exporter(exporter)
         for processor in processors or ():
             pipeline.add_processor(processor)
-        _register_exit_flush()
+        register_exit_flush(_detach_pipeline)
         return pipeline
 
 
@@ -402,6 +299,15 @@ def _logger_provider(explicit: LoggerProvider | None, resource: Resource) -> tup
     return created, True
 
 
+def _detach_pipeline() -> UsagePipeline | None:
+    """Take the installed pipeline out: :func:`get_pipeline` is None from now on."""
+    global _pipeline
+    with _lock:
+        pipeline = _pipeline
+        _pipeline = None
+    return pipeline
+
+
 def force_flush(timeout_millis: int = 30000) -> bool:
     """Emit and deliver every finished usage log now. True when all of it got through in time."""
     pipeline = _pipeline
@@ -410,100 +316,9 @@ def force_flush(timeout_millis: int = 30000) -> bool:
 
 def shutdown(timeout_millis: int = 30000) -> None:
     """Flush and stop the pipeline; probes keep working, recording nothing further."""
-    global _pipeline
-    with _lock:
-        pipeline = _pipeline
-        _pipeline = None
+    pipeline = _detach_pipeline()
     if pipeline is not None:
         pipeline.shutdown(timeout_millis)
-
-
-def _register_exit_flush() -> None:
-    """Flush the pipeline when the process ends: ``atexit``, and in ``multiprocessing`` children too."""
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(_at_exit)
-        os.register_at_fork(before=_prepare_multiprocessing_child)
-        _atexit_registered = True
-
-
-_exit_hook_pid = 0
-_prepared_pid = 0
-
-
-def _prepare_multiprocessing_child() -> None:
-    """Before a fork: if ``multiprocessing`` is in use, have its child register the exit flush (below).
-
-    Done at fork time, not at import: importing ``multiprocessing`` costs an application 15 ms.
-    """
-    global _prepared_pid
-    util = sys.modules.get("multiprocessing.util")
-    if util is None or _prepared_pid == os.getpid():
-        return
-    _prepared_pid = os.getpid()
-    util.register_after_fork(_flush_at_multiprocessing_exit, _flush_at_multiprocessing_exit)
-
-
-def _flush_at_multiprocessing_exit(_: object) -> None:
-    """In a ``multiprocessing`` child, run the pipeline's exit flush when the child ends.
-
-    Such a child ends with ``os._exit`` after its target returns: ``atexit`` handlers never run there, only
-    ``multiprocessing.util`` finalizers (registered after the fork: the child clears the parent's), so one
-    is registered, once per process, that runs the same exit flush as ``atexit`` in a normal process.
-    """
-    global _exit_hook_pid
-    if _exit_hook_pid == os.getpid():
-        return
-    _exit_hook_pid = os.getpid()
-    sys.modules["multiprocessing.util"].Finalize(None, _at_exit, exitpriority=100)
-
-
-def exit_timeout_millis() -> int:
-    """``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``: the time the exit may spend delivering, shared by the sinks."""
-    return env_int(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, DEFAULT_EXIT_TIMEOUT_MILLIS, 0)
-
-
-def debug_tracebacks() -> bool:
-    """``OTEL_USAGE_DEBUG``: log start-up and configuration errors with their traceback."""
-    return env_bool(ev.OTEL_USAGE_DEBUG, False)
-
-
-def _at_exit() -> None:
-    """Stop the pipeline within ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``; one line if anything was not delivered."""
-    try:
-        global _pipeline
-        with _lock:
-            pipeline = _pipeline
-            _pipeline = None
-        if pipeline is None:
-            return
-        timeout = exit_timeout_millis()
-        unfinished = pipeline.shutdown(timeout)
-        line = exit_summary(_stats.stats(), unfinished, timeout)
-        if line:
-            logger.warning("%s", line)
-    except Exception as exc:  # never raise at the application's exit
-        logger.error("otel_usage: failed to flush usage logs at exit: %s", exc, exc_info=debug_tracebacks())
-
-
-def exit_summary(snapshot: dict[str, Any], unfinished: Sequence[str], timeout_millis: int) -> str:
-    """The exit line: logs spooled and lost (by reason) over the process's life, sinks still busy; "" if none."""
-    spooled = {k.split(":", 1)[1]: v for k, v in snapshot.items() if k.startswith("spooled:") and v}
-    dropped = {k: v for k, v in (snapshot.get("dropped") or {}).items() if v}
-    if not (spooled or dropped or unfinished):
-        return ""
-    parts = []
-    if unfinished:
-        parts.append(f"not done after {timeout_millis / 1000:g} s: {', '.join(unfinished)} (sink slow or unreachable)")
-    if spooled:
-        total = sum(spooled.values())
-        each = ", ".join(f"{name} {n}" for name, n in sorted(spooled.items()))
-        parts.append(f"{total} usage log(s) spooled ({each}), re-sent when the sink is back or by `otel-usage replay`")
-    if dropped:
-        total = sum(dropped.values())
-        each = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
-        parts.append(f"{total} lost ({each})")
-    return "otel_usage at exit: " + "; ".join(parts)
 
 
 class PendingPipeline:
@@ -576,4 +391,4 @@ def install_pipeline(pipeline: UsagePipeline) -> None:
         apply_settings(pipeline.settings)
         _pipeline = pipeline
         STATE.changed()
-        _register_exit_flush()
+        register_exit_flush(_detach_pipeline)

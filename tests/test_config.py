@@ -37,7 +37,7 @@ def core(field: str) -> Callable[[Path], Any]:
 
 
 def exporters(tmp: Path) -> list[str]:
-    from otel_usage._pipeline import exporters_from_env
+    from otel_usage._resolve import exporters_from_env
 
     built = exporters_from_env()
     try:
@@ -119,13 +119,13 @@ def flask(field: str) -> Callable[[Path], Any]:
 
 
 def exit_timeout(tmp: Path) -> int:
-    from otel_usage._pipeline import exit_timeout_millis
+    from otel_usage._exit import exit_timeout_millis
 
     return exit_timeout_millis()
 
 
 def debug(tmp: Path) -> bool:
-    from otel_usage._pipeline import debug_tracebacks
+    from otel_usage._exit import debug_tracebacks
 
     return debug_tracebacks()
 

@@ -86,7 +86,7 @@ def _demo(args: Any, console: Any) -> int:
 def _replay(args: Any, console: Any) -> int:
     import os
 
-    from otel_usage._pipeline import build_exporter
+    from otel_usage._resolve import build_exporter
     from otel_usage.exporters._delivery import replay
     from otel_usage.exporters._spool import spool_files
 

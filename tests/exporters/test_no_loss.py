@@ -23,7 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_usage import _stats, traced_usage
 from otel_usage._config import CoreSettings
-from otel_usage._pipeline import UsagePipeline, apply_settings, exit_summary
+from otel_usage._exit import exit_summary
+from otel_usage._pipeline import UsagePipeline, apply_settings
 from otel_usage._runtime import RUNTIME
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import USAGE_LOG_EVENT, usage_log_of
