@@ -33,7 +33,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_usage import _exit, _pipeline, _resolve
-from otel_usage._config import CoreSettings, env_bool
+from otel_usage._config import SDK_DISABLED, CoreSettings
 from otel_usage._sampling import adopt_sampler_argument
 
 __all__ = ["UsageConfigurator", "ensure_pipeline"]
@@ -66,7 +66,7 @@ class UsageConfigurator(_OTelSDKConfigurator):  # type: ignore[misc,unused-ignor
         _state["configurator_ran"] = True
         _warn_if_other_distro()
         _leave_out_unknown_exporters()
-        if env_bool("OTEL_SDK_DISABLED", False):
+        if SDK_DISABLED.from_env():
             self._stock(**kwargs)
             _pipeline.configure()
             return
@@ -178,7 +178,7 @@ def ensure_pipeline() -> None:
     (the application called :func:`otel_usage.configure`), or with ``OTEL_SDK_DISABLED=true``.
     """
     try:
-        if _state["configurator_ran"] or _pipeline.get_pipeline() is not None or env_bool("OTEL_SDK_DISABLED", False):
+        if _state["configurator_ran"] or _pipeline.get_pipeline() is not None or SDK_DISABLED.from_env():
             return
         chosen = os.environ.get("OTEL_PYTHON_CONFIGURATOR", "").strip()
         report = logger.info if chosen else logger.warning

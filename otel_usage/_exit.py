@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from otel_usage import _stats
-from otel_usage import environment_variables as ev
-from otel_usage._config import env_bool, env_int
+from otel_usage._config import DEBUG, EXIT_TIMEOUT_MILLIS
 
 if TYPE_CHECKING:
     from otel_usage._pipeline import UsagePipeline
@@ -33,7 +32,7 @@ __all__ = [
 logger = logging.getLogger("otel_usage")
 
 #: Default of ``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``.
-DEFAULT_EXIT_TIMEOUT_MILLIS = 5000
+DEFAULT_EXIT_TIMEOUT_MILLIS = EXIT_TIMEOUT_MILLIS.default
 
 _atexit_registered = False
 
@@ -91,12 +90,12 @@ def _flush_at_multiprocessing_exit(_: object) -> None:
 
 def exit_timeout_millis() -> int:
     """``OTEL_USAGE_EXIT_TIMEOUT_MILLIS``: the time the exit may spend delivering, shared by the sinks."""
-    return env_int(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, DEFAULT_EXIT_TIMEOUT_MILLIS, 0)
+    return EXIT_TIMEOUT_MILLIS.from_env()
 
 
 def debug_tracebacks() -> bool:
     """``OTEL_USAGE_DEBUG``: log start-up and configuration errors with their traceback."""
-    return env_bool(ev.OTEL_USAGE_DEBUG, False)
+    return DEBUG.from_env()
 
 
 def _at_exit() -> None:

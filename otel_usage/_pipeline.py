@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_usage._chain import UsageProcessor
-from otel_usage._config import CoreSettings, env_bool
+from otel_usage._config import SDK_DISABLED, CoreSettings
 from otel_usage._exit import register_exit_flush
 from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
@@ -231,7 +231,7 @@ def configure(
     with _lock:
         adopt_sampler_argument()  # OTEL_TRACES_SAMPLER=usage_level: its argument is OTEL_USAGE_LEVEL's default
         core = CoreSettings.from_env(**settings)
-        if env_bool("OTEL_SDK_DISABLED", False):
+        if SDK_DISABLED.from_env():
             STATE.disabled = True
             STATE.changed()
             return None

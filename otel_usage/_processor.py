@@ -49,7 +49,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from otel_usage import _stats
-from otel_usage._config import CoreSettings, durability
+from otel_usage._config import DURABILITY, CoreSettings
 from otel_usage._errors import internal_error
 from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
@@ -106,7 +106,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._backlog = 0  # spans of roots queued or being emitted
         self._space = threading.Condition(threading.Lock())  # back-pressure: threads waiting for the assembler
         self._paused = 0
-        self._durable = durability() == "disk"
+        self._durable = DURABILITY.from_env() == "disk"
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
         self._busy = 0

@@ -16,7 +16,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_usage import environment_variables as ev
-from otel_usage._config import CoreSettings, env_list
+from otel_usage._config import EXPORTERS, CoreSettings
 from otel_usage._exit import debug_tracebacks
 from otel_usage._sampling import LevelSampler, usage_level_sampler
 
@@ -67,7 +67,7 @@ def exporters_from_env(strict: bool = True) -> list[LogRecordExporter]:
     With ``strict`` a sink that cannot start raises; without (under ``opentelemetry-instrument``) it is one
     warning naming the sink and the reason, and the others are built.
     """
-    names = env_list(ev.OTEL_USAGE_EXPORTERS, ("file",))
+    names = EXPORTERS.from_env()
     built: list[LogRecordExporter] = []
     for name in names:
         try:

@@ -132,9 +132,9 @@ def usage_level_sampler(argument: str | None) -> LevelSampler:
     threshold, so ``set_level()`` moves both. An argument that names no level is a warning, and the
     threshold is left as it is. ``OTEL_USAGE_RECORD_UNSAMPLED`` is honoured.
     """
-    from otel_usage._config import env_bool
+    from otel_usage._config import RECORD_UNSAMPLED
 
-    sampler = LevelSampler(record_unsampled=env_bool(ev.OTEL_USAGE_RECORD_UNSAMPLED, True))
+    sampler = LevelSampler(record_unsampled=RECORD_UNSAMPLED.from_env())
     level = _argument_level(argument, warn=True)
     if level is not None and _adopt(level, argument, warn=True):
         THRESHOLD.value = int(level)

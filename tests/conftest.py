@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_usage import _config, _errors
+from otel_usage import _errors, _settings
 from otel_usage import environment_variables as ev
 
 _errors.RAISE = True
@@ -16,7 +16,7 @@ _errors.RAISE = True
 @pytest.fixture(autouse=True)
 def _fresh_configuration_warnings() -> Iterator[None]:
     """A bad variable is reported once per process: each test starts as a new process would."""
-    _config._warned.clear()
+    _settings.WARNED.clear()
     yield
 
 

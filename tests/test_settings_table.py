@@ -6,11 +6,15 @@ falls back to the default; bounds and choices; and the table agrees with the var
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
 import pytest
 
+from otel_usage import _config
+from otel_usage import environment_variables as ev
+from otel_usage._levels import Level
 from otel_usage._settings import WARNED, Boolean, Choice, Integer, Names, Setting, Text
 
 VAR = "OTEL_USAGE_TEST_SETTING"
@@ -185,3 +189,48 @@ def test_a_parser_of_its_own(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
     assert setting.resolve(4) == 4
     with pytest.raises(ValueError, match="not even"):
         setting.resolve(5)
+
+
+# --- The table ------------------------------------------------------------------------------------------
+
+
+def test_core_settings_has_one_setting_per_field() -> None:
+    fields = {f.name: f.default for f in dataclasses.fields(_config.CoreSettings)}
+    assert fields == {name: setting.default for name, setting in _config.CORE.items()}
+    assert all(setting.name == name for name, setting in _config.CORE.items())
+
+
+def test_every_variable_of_the_table_is_a_documented_constant() -> None:
+    for setting in _config.SETTINGS:
+        if setting.variable is not None and setting.variable.startswith("OTEL_USAGE_"):
+            assert getattr(ev, setting.variable) == setting.variable
+
+
+def _documented_default(variable: str) -> str:
+    from tests.test_readme_config_table import documented, row
+
+    docs = {name: doc for _, variables in documented() for name, doc in variables}
+    return row(variable, docs[variable]).split(" | ")[1]
+
+
+def _shown(default: object) -> str | None:
+    """How the documentation writes a default (None: in words, such as "empty" or "unset")."""
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, Level):
+        return f"`{default.name}`"
+    if isinstance(default, int):
+        return f"`{default}`"
+    if isinstance(default, tuple) and default:
+        return f"`{','.join(default)}`"
+    return f"`{default}`" if isinstance(default, str) and default else None
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [s for s in _config.SETTINGS if s.variable and s.variable.startswith("OTEL_USAGE_") and _shown(s.default)],
+    ids=lambda s: str(s.variable),
+)
+def test_the_default_is_the_documented_one(setting: Setting[object]) -> None:
+    """The Default column of the README (generated from environment_variables.py) says the table's default."""
+    assert _documented_default(str(setting.variable)).startswith(str(_shown(setting.default)))

@@ -91,9 +91,16 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from otel_usage import _stats
-from otel_usage import environment_variables as ev
-from otel_usage._config import durability
-from otel_usage._config import int_setting as _setting
+from otel_usage._config import (
+    DURABILITY,
+    EXPORT_BATCH_SIZE,
+    EXPORT_DELAY_MILLIS,
+    EXPORT_MAX_QUEUE_BYTES,
+    EXPORT_MAX_QUEUE_SIZE,
+    EXPORT_MAX_RETRY_MILLIS,
+    REPLAY_BATCH_SIZE,
+    SPOOL_MAX_BYTES,
+)
 from otel_usage._errors import handle_internal_errors, internal_error
 from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
@@ -109,11 +116,6 @@ __all__ = ["SupportsRetryAfter", "UsageBatchProcessor", "replay"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_QUEUE_SIZE = 65_536
-DEFAULT_MAX_QUEUE_BYTES = 16 << 20
-DEFAULT_BATCH_SIZE = 512
-DEFAULT_DELAY_MILLIS = 1000
-DEFAULT_MAX_RETRY_MILLIS = 30_000
 
 #: Rough bytes one queued usage log holds in memory: a fixed part plus one per call record (tracemalloc:
 #: 2.1 KB for a log of 1 record with 3 parameters, 4.6 KB for 6 records).
@@ -281,15 +283,9 @@ class UsageBatchProcessor(LogRecordProcessor):
         self.name = name
         self._exporter = exporter
         self._copy_body = bool(copy_body)
-        self._max_queue_size = _setting(
-            "max_queue_size", max_queue_size, ev.OTEL_USAGE_EXPORT_MAX_QUEUE_SIZE, DEFAULT_MAX_QUEUE_SIZE, 1
-        )
-        self._max_queue_bytes = _setting(
-            "max_queue_bytes", max_queue_bytes, ev.OTEL_USAGE_EXPORT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_BYTES, 1
-        )
-        batch_size = _setting(
-            "max_export_batch_size", max_export_batch_size, ev.OTEL_USAGE_EXPORT_BATCH_SIZE, DEFAULT_BATCH_SIZE, 1
-        )
+        self._max_queue_size = EXPORT_MAX_QUEUE_SIZE.resolve(max_queue_size)
+        self._max_queue_bytes = EXPORT_MAX_QUEUE_BYTES.resolve(max_queue_bytes)
+        batch_size = EXPORT_BATCH_SIZE.resolve(max_export_batch_size)
         if batch_size > self._max_queue_size:
             if max_export_batch_size is not None:
                 raise ValueError(
@@ -297,27 +293,10 @@ class UsageBatchProcessor(LogRecordProcessor):
                 )
             batch_size = self._max_queue_size
         self._batch_size = batch_size
-        self._delay = (
-            _setting(
-                "schedule_delay_millis",
-                schedule_delay_millis,
-                ev.OTEL_USAGE_EXPORT_DELAY_MILLIS,
-                DEFAULT_DELAY_MILLIS,
-                1,
-            )
-            / 1000.0
-        )
-        self._max_retry = (
-            _setting(
-                "max_retry_millis", max_retry_millis, ev.OTEL_USAGE_EXPORT_MAX_RETRY_MILLIS, DEFAULT_MAX_RETRY_MILLIS, 0
-            )
-            / 1000.0
-        )
-        spool_bytes = _setting(
-            "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
-        )
-        self._spool = _open_spool(spool_dir, name, spool_bytes, exporter)
-        self._durable = durability() == "disk" if durable is None else bool(durable)
+        self._delay = EXPORT_DELAY_MILLIS.resolve(schedule_delay_millis) / 1000.0
+        self._max_retry = EXPORT_MAX_RETRY_MILLIS.resolve(max_retry_millis) / 1000.0
+        self._spool = _open_spool(spool_dir, name, SPOOL_MAX_BYTES.resolve(spool_max_bytes), exporter)
+        self._durable = DURABILITY.from_env() == "disk" if durable is None else bool(durable)
         if self._durable and self._spool is None:
             raise ValueError(f"{name}: durable delivery (OTEL_USAGE_DURABILITY=disk) needs a spool, and it is off")
         self._max_probe = max(self._delay, min(_MAX_PROBE_SECONDS, self._max_retry))
@@ -782,7 +761,7 @@ def replay(
     exporter: LogRecordExporter,
     *,
     delete: bool = True,
-    max_export_batch_size: int = DEFAULT_BATCH_SIZE,
+    max_export_batch_size: int = REPLAY_BATCH_SIZE.default,
 ) -> int:
     """Re-send a spool (a spool file, or every ``*.jsonl`` spool in a directory) to ``exporter``.
 
@@ -805,7 +784,7 @@ def replay(
     """
     if not os.path.exists(spool_dir_or_file):
         raise FileNotFoundError(f"no spool at {os.fspath(spool_dir_or_file)!r}")
-    batch_size = _setting("max_export_batch_size", max_export_batch_size, "", DEFAULT_BATCH_SIZE, 1)
+    batch_size = REPLAY_BATCH_SIZE.resolve(max_export_batch_size)
     delivered = 0
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     managed = _managed.set(True)

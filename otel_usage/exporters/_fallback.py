@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_str, int_setting
+from otel_usage._config import SPOOL_DIR, SPOOL_MAX_BYTES
 from otel_usage._schema import is_usage_log_record
 from otel_usage.exporters._sink import sink_key, spool_root
 from otel_usage.exporters._spool import Spool, encode_record
@@ -35,7 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SPOOL_MAX_BYTES = 256 << 20
+DEFAULT_SPOOL_MAX_BYTES = SPOOL_MAX_BYTES.default
 _WARNING_INTERVAL_SECONDS = 10.0
 
 #: True while an exporter runs under a UsageBatchProcessor worker or replay(): they own its failures.
@@ -69,7 +69,7 @@ def open_spool(
         if root is None:
             return None
         directory = os.path.join(root, sink_key(name, exporter))
-        source = ev.OTEL_USAGE_SPOOL_DIR if env_str(ev.OTEL_USAGE_SPOOL_DIR, "") else ""
+        source = ev.OTEL_USAGE_SPOOL_DIR if SPOOL_DIR.from_env() else ""
     try:
         return Spool.create(directory, name, max_bytes)
     except OSError as exc:
@@ -144,10 +144,7 @@ class ExportFailureFallback:
         exporter: object | None = None,
     ) -> None:
         self.name = name
-        max_bytes = int_setting(
-            "spool_max_bytes", spool_max_bytes, ev.OTEL_USAGE_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, 1
-        )
-        self._spool = open_spool(spool_dir, name, max_bytes, exporter)
+        self._spool = open_spool(spool_dir, name, SPOOL_MAX_BYTES.resolve(spool_max_bytes), exporter)
 
     def __call__(self, batch: Sequence[ReadableLogRecord], error: str) -> None:
         if MANAGED.get():

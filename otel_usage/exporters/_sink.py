@@ -13,8 +13,7 @@ import re
 
 import platformdirs
 
-from otel_usage import environment_variables as ev
-from otel_usage._config import env_str
+from otel_usage._config import SPOOL_DIR
 
 __all__ = ["SPOOL_OFF", "default_name", "sink_key", "spool_root"]
 
@@ -45,7 +44,7 @@ def spool_root() -> str | None:
     directory, ``platformdirs.user_data_dir("otel-usage")/spool`` (``~/.local/share/otel-usage/spool`` on
     Linux). Each sink has its own subdirectory there (:func:`sink_key`).
     """
-    raw = env_str(ev.OTEL_USAGE_SPOOL_DIR, "")
+    raw = SPOOL_DIR.from_env()
     if raw.lower() in SPOOL_OFF:
         return None
     return raw or os.path.join(platformdirs.user_data_dir("otel-usage", appauthor=False), "spool")

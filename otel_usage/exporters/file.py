@@ -46,7 +46,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_int, env_parsed, env_str
+from otel_usage._config import FILE_BACKUP_COUNT, FILE_FORMAT, FILE_FSYNC, FILE_MAX_BYTES, FILE_PATH
 from otel_usage._errors import internal_error
 from otel_usage._schema import UsageLog, usage_log_of
 from otel_usage.exporters._fallback import ExportFailureFallback
@@ -62,9 +62,6 @@ __all__ = ["FileUsageExporter", "json_line"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PATH = "usage.jsonl"
-DEFAULT_BACKUP_COUNT = 5
-FSYNC_POLICIES = ("never", "batch")
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _MAX_DEPTH = 100
@@ -98,30 +95,13 @@ def _jsonable(value: Any, depth: int = 0, active: frozenset[int] = frozenset()) 
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def _fsync_policy(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in FSYNC_POLICIES:
-        raise ValueError(f"expected one of {', '.join(FSYNC_POLICIES)}")
-    return value
-
-
-def _count(arg: str, value: Any, env_name: str, default: int) -> int:
-    if value is None:
-        return env_int(env_name, default, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{arg} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _named_format(name: str) -> Callable[[UsageLog], str] | None:
-    key = name.strip().lower()
-    if key == "json":
+def _named_format(key: str | None) -> Callable[[UsageLog], str] | None:
+    """The formatter of a format name of :data:`~otel_usage._config.FILE_FORMAT` (None: json, the default)."""
+    if key is None:
         return None
-    if key == "logdefer":
-        from otel_usage.exporters._logdefer import format_logdefer
+    from otel_usage.exporters._logdefer import format_logdefer  # the only other one
 
-        return format_logdefer
-    raise ValueError(f"unknown file format {name!r} (expected json or logdefer)")
+    return format_logdefer
 
 
 class FileUsageExporter(LogRecordExporter):
@@ -151,25 +131,18 @@ class FileUsageExporter(LogRecordExporter):
     ) -> None:
         source = "path"
         if path is None:
-            path, source = env_str(ev.OTEL_USAGE_FILE_PATH, DEFAULT_PATH), ev.OTEL_USAGE_FILE_PATH
+            path, source = FILE_PATH.from_env(), ev.OTEL_USAGE_FILE_PATH
         self.path = os.path.abspath(os.fspath(path))
-        self._max_bytes = _count("max_bytes", max_bytes, ev.OTEL_USAGE_FILE_MAX_BYTES, 0)
-        self._backup_count = _count("backup_count", backup_count, ev.OTEL_USAGE_FILE_BACKUP_COUNT, DEFAULT_BACKUP_COUNT)
+        self._max_bytes = FILE_MAX_BYTES.resolve(max_bytes)
+        self._backup_count = FILE_BACKUP_COUNT.resolve(backup_count)
         if self._max_bytes and self._backup_count < 1:
             raise ValueError(
                 "backup_count must be at least 1 when max_bytes is set (rotating without a backup would "
                 "discard logs); use max_bytes=0 to never rotate"
             )
-        if fsync is None:
-            self._fsync = env_parsed(ev.OTEL_USAGE_FILE_FSYNC, "never", _fsync_policy) == "batch"
-        elif isinstance(fsync, str) and fsync.strip().lower() in FSYNC_POLICIES:
-            self._fsync = fsync.strip().lower() == "batch"
-        else:
-            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}")
-        if formatter is None:
-            formatter = env_parsed(ev.OTEL_USAGE_FILE_FORMAT, None, _named_format)
-        elif isinstance(formatter, str):
-            formatter = _named_format(formatter)
+        self._fsync = FILE_FSYNC.resolve(fsync) == "batch"
+        if formatter is None or isinstance(formatter, str):
+            formatter = _named_format(FILE_FORMAT.resolve(formatter))
         if formatter is not None and not callable(formatter):
             raise ValueError(f"formatter must be callable, got {formatter!r}")
         self._formatter = formatter or json_line

@@ -29,10 +29,9 @@ from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL
 
 from otel_usage import _stats
-from otel_usage._config import env_str
+from otel_usage._config import OTLP_LOGS_PROTOCOL, OTLP_PROTOCOLS
 from otel_usage._errors import internal_error
 from otel_usage._schema import is_usage_log_record
 
@@ -41,29 +40,9 @@ __all__ = ["PROTOCOLS", "UsageOnlyExporter", "otlp_usage_exporter"]
 logger = logging.getLogger(__name__)
 
 #: Protocols of the stock Python OTLP log exporters.
-PROTOCOLS = ("http/protobuf", "grpc")
-DEFAULT_PROTOCOL = "http/protobuf"
+PROTOCOLS = OTLP_PROTOCOLS
 _GRPC_HINT = "pip install 'otel-usage[grpc]'"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _resolve_protocol(protocol: str | None) -> str:
-    if protocol is not None:
-        value = protocol.strip().lower()
-        if value not in PROTOCOLS:
-            raise ValueError(f"unsupported OTLP protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-        return value
-    for name in (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL):
-        raw = env_str(name, "")
-        if not raw:
-            continue
-        if raw.lower() in PROTOCOLS:
-            return raw.lower()
-        logger.warning(
-            "Ignoring %s=%r (expected one of %s); using %s", name, raw, ", ".join(PROTOCOLS), DEFAULT_PROTOCOL
-        )
-        return DEFAULT_PROTOCOL
-    return DEFAULT_PROTOCOL
 
 
 def otlp_usage_exporter(protocol: str | None = None, *, usage_only: bool = True, **kwargs: Any) -> LogRecordExporter:
@@ -80,7 +59,7 @@ def otlp_usage_exporter(protocol: str | None = None, *, usage_only: bool = True,
         ValueError: an unsupported ``protocol`` argument.
         ImportError: ``grpc`` chosen but the gRPC extra is not installed (with the ``pip install`` hint).
     """
-    resolved = _resolve_protocol(protocol)
+    resolved = OTLP_LOGS_PROTOCOL.resolve(protocol)
     exporter: LogRecordExporter
     if resolved == "grpc":
         try:

@@ -50,7 +50,7 @@ from sqlalchemy.pool import StaticPool
 
 from otel_usage import _stats
 from otel_usage import environment_variables as ev
-from otel_usage._config import env_str, int_setting
+from otel_usage._config import SQL_BUSY_TIMEOUT_MILLIS, SQL_COLUMNS, SQL_TABLE_PREFIX, SQL_URL
 from otel_usage._errors import internal_error
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
 from otel_usage.exporters._fallback import ExportFailureFallback
@@ -66,9 +66,6 @@ __all__ = ["SqlUsageExporter"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_URL = "sqlite:///usage.db"
-DEFAULT_TABLE_PREFIX = "usage_"
-DEFAULT_BUSY_TIMEOUT_MILLIS = 10_000
 #: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _WARNING_INTERVAL_SECONDS = 60.0
@@ -118,18 +115,18 @@ class SqlUsageExporter(LogRecordExporter):
         if url is not None:
             self._url = normalize_url(url)
         else:
-            raw = env_str(ev.OTEL_USAGE_SQL_URL, DEFAULT_URL)
+            raw = SQL_URL.from_env()
             try:
                 self._url = normalize_url(raw)
             except ValueError as exc:
                 raise ValueError(f"{ev.OTEL_USAGE_SQL_URL}={raw!r}: {exc}") from None
         if columns is None:
-            columns_spec = env_str(ev.OTEL_USAGE_SQL_COLUMNS, "")
+            columns_spec = SQL_COLUMNS.from_env()
             mapping = parse_columns(columns_spec, ev.OTEL_USAGE_SQL_COLUMNS)
         else:
             mapping = parse_columns(columns)
         source = "table_prefix" if table_prefix is not None else ev.OTEL_USAGE_SQL_TABLE_PREFIX
-        prefix = table_prefix if table_prefix is not None else env_str(source, DEFAULT_TABLE_PREFIX)
+        prefix = table_prefix if table_prefix is not None else SQL_TABLE_PREFIX.from_env()
         if prefix or table_prefix is None:
             validate_identifier(prefix, f"table prefix ({source})")
         if self._url.get_backend_name() == "sqlite" and str(prefix).lower().startswith("sqlite_"):
@@ -137,13 +134,7 @@ class SqlUsageExporter(LogRecordExporter):
                 f"invalid table prefix ({source}) {prefix!r}: SQLite reserves table names starting with 'sqlite_' "
                 "(any other SQL identifier is allowed)"
             )
-        self._busy_timeout_millis = int_setting(
-            "busy_timeout_millis",
-            busy_timeout_millis,
-            ev.OTEL_USAGE_SQL_BUSY_TIMEOUT_MILLIS,
-            DEFAULT_BUSY_TIMEOUT_MILLIS,
-            0,
-        )
+        self._busy_timeout_millis = SQL_BUSY_TIMEOUT_MILLIS.resolve(busy_timeout_millis)
         self._tables = SqlTables(prefix, mapping)
         self._engine_options = dict(engine_options or {})
         self._backend = self._url.get_backend_name()

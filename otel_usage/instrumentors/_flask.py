@@ -90,7 +90,7 @@ class UsageTracking:
         }
         for name, value in self._explicit.items():
             if value is not None:
-                strict(name, FIELDS[name][1], value, "argument")
+                strict(name, FIELDS[name].parse, value, "argument")
         callables = {"geo_resolver": geo_resolver, "user_getter": user_getter, "request_hook": request_hook}
         for name, func in callables.items():
             if func is not None and not callable(func):

@@ -16,7 +16,7 @@ from opentelemetry import context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined,unused-ignore]
 
-from otel_usage._config import env_bool
+from otel_usage._config import SDK_DISABLED
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD
 from otel_usage._probe import decorate
@@ -76,7 +76,7 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
         return []
 
     def _instrument(self, **kwargs: Any) -> None:
-        if env_bool("OTEL_SDK_DISABLED", False):
+        if SDK_DISABLED.from_env():
             logger.debug("OTEL_SDK_DISABLED is true: no probe installed")
             return
         try:
