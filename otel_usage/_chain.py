@@ -19,12 +19,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from otel_usage import _stats
+from otel_usage._warnings import RateLimitedLog
 
 __all__ = [
     "DropUsageLog",
@@ -54,18 +53,14 @@ def _copy(value: Any) -> Any:
     return value
 
 
-_failure_lock = threading.Lock()
-_last_failure: dict[str, float] = {}
+_failures = RateLimitedLog(60.0)  # per processor
 
 
 def _report_failure(processor: Any, exc: Exception) -> None:
     _stats.count("processor_errors")
     name = getattr(processor, "__qualname__", None) or repr(processor)
-    now = time.monotonic()
-    with _failure_lock:
-        if now - _last_failure.get(name, -1e9) < 60.0:
-            return
-        _last_failure[name] = now
+    if not _failures.allow(name):
+        return
     logger.error("otel_usage: usage processor %s failed; skipped it for this log", name, exc_info=exc)
 
 

@@ -35,7 +35,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote_plus
@@ -46,6 +45,7 @@ from otel_usage import _serialize, _stats
 from otel_usage._info_codec import encode_info_value
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
 from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
+from otel_usage._warnings import RateLimitedLog
 
 __all__ = [
     "add_data",
@@ -65,16 +65,12 @@ R = TypeVar("R")
 
 _MAX_PAIR_BYTES = 4096
 
-_warned_lock = threading.Lock()
-_warned: set[str] = set()
+_warned = RateLimitedLog(None, max_keys=10_000)  # once per process
 
 
 def _warn_once(kind: str, key: str, message: str) -> None:
-    marker = f"{kind}:{key}"
-    with _warned_lock:
-        if marker in _warned or len(_warned) > 10_000:
-            return
-        _warned.add(marker)
+    if not _warned.allow(f"{kind}:{key}"):
+        return
     logger.warning(message, key)
 
 

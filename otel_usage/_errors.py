@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
+
+from otel_usage._warnings import RateLimitedLog
 
 __all__ = ["RAISE", "handle_internal_errors", "internal_error"]
 
@@ -21,9 +21,7 @@ logger = logging.getLogger("otel_usage")
 #: Re-raise internal errors instead of logging them (the test suite turns this on).
 RAISE = os.environ.get("OTEL_USAGE_RAISE_INTERNAL_ERRORS", "").strip().lower() in ("1", "true", "yes")
 
-_INTERVAL_SECONDS = 60.0
-_lock = threading.Lock()
-_seen: dict[str, float] = {}
+_logged = RateLimitedLog(60.0)  # per distinct message
 
 
 def internal_error(exc: BaseException, where: str) -> None:
@@ -33,15 +31,8 @@ def internal_error(exc: BaseException, where: str) -> None:
     _stats.count("internal_errors")
     if RAISE:
         raise exc
-    key = f"{where}:{type(exc).__name__}:{exc}"
-    now = time.monotonic()
-    with _lock:
-        last = _seen.get(key)
-        if last is not None and now - last < _INTERVAL_SECONDS:
-            return
-        if len(_seen) > 1000:
-            _seen.clear()
-        _seen[key] = now
+    if not _logged.allow(f"{where}:{type(exc).__name__}:{exc}"):
+        return
     logger.error("otel_usage internal error in %s (the application is not affected)", where, exc_info=exc)
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from otel_usage._warnings import RateLimitedLog
 
 __all__ = ["count", "count_drop", "counter", "flush_warnings", "register_gauge", "reset", "stats"]
 
@@ -27,7 +28,7 @@ WARNING_INTERVAL_SECONDS = 10.0
 _lock = threading.Lock()
 _counters: dict[str, int] = {}
 _drops: dict[str, int] = {}
-_last_warning: dict[str, float] = {}
+_warnings = RateLimitedLog(lambda: WARNING_INTERVAL_SECONDS)  # per reason
 _unwarned: dict[str, int] = {}
 _details: dict[str, str] = {}
 _gauges: list[tuple[str, Callable[[], Mapping[str, int]]]] = []
@@ -48,16 +49,13 @@ def count_drop(reason: str, n: int = 1, detail: str = "") -> None:
     """Count ``n`` items lost for ``reason`` and warn, at most once per interval and reason."""
     if n <= 0:
         return
-    now = time.monotonic()
     with _lock:
         _drops[reason] = _drops.get(reason, 0) + n
-        last = _last_warning.get(reason)
-        if last is not None and now - last < WARNING_INTERVAL_SECONDS:
+        if not _warnings.allow(reason):
             _unwarned[reason] = _unwarned.get(reason, 0) + n
             if detail:
                 _details[reason] = detail
             return
-        _last_warning[reason] = now
         new = n + _unwarned.pop(reason, 0)
         total = _drops[reason]
     _warn_drop(reason, new, total, detail)
@@ -77,12 +75,10 @@ def flush_warnings() -> None:
     """Warn about drops the rate limit held back, for reasons whose interval has passed (cheap when none)."""
     if not _unwarned:
         return
-    now = time.monotonic()
     due: list[tuple[str, int, int, str]] = []
     with _lock:
         for reason in list(_unwarned):
-            if now - _last_warning.get(reason, 0.0) >= WARNING_INTERVAL_SECONDS:
-                _last_warning[reason] = now
+            if _warnings.allow(reason):
                 due.append((reason, _unwarned.pop(reason), _drops.get(reason, 0), _details.pop(reason, "")))
     for reason, new, total, detail in due:
         _warn_drop(reason, new, total, detail)
@@ -120,6 +116,6 @@ def reset() -> None:
     with _lock:
         _counters.clear()
         _drops.clear()
-        _last_warning.clear()
+        _warnings.clear()
         _unwarned.clear()
         _details.clear()

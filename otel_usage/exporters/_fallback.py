@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 
@@ -21,6 +20,7 @@ from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._config import SPOOL_DIR, SPOOL_MAX_BYTES
 from otel_usage._schema import is_usage_log_record
+from otel_usage._warnings import RateLimitedLog
 from otel_usage.exporters._sink import sink_key, spool_root
 from otel_usage.exporters._spool import Spool, encode_record
 
@@ -36,7 +36,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_MAX_BYTES = SPOOL_MAX_BYTES.default
-_WARNING_INTERVAL_SECONDS = 10.0
 
 #: True while an exporter runs under a UsageBatchProcessor worker or replay(): they own its failures.
 MANAGED: ContextVar[bool] = ContextVar("otel_usage_delivery_managed", default=False)
@@ -85,20 +84,12 @@ def open_spool(
         raise ValueError(f"{source}={directory!r} cannot be used as a spool directory: {exc}") from exc
 
 
-class _RateLimitedWarning:
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
+_warnings = RateLimitedLog(10.0)
 
-    def __call__(self, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
-            return
-        self._last[key] = now
+
+def _warn(key: str, msg: str, *args: object) -> None:
+    if _warnings.allow(key):
         logger.warning(msg, *args)
-
-
-_warn = _RateLimitedWarning()
 
 
 def spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error: str) -> None:

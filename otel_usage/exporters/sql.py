@@ -52,7 +52,9 @@ from otel_usage import _stats
 from otel_usage import environment_variables as ev
 from otel_usage._config import SQL_BUSY_TIMEOUT_MILLIS, SQL_COLUMNS, SQL_TABLE_PREFIX, SQL_URL
 from otel_usage._errors import internal_error
+from otel_usage._fork import after_fork_in_child
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
+from otel_usage._warnings import RateLimitedLog
 from otel_usage.exporters._fallback import ExportFailureFallback
 from otel_usage.exporters._sink import default_name
 from otel_usage.exporters._sql_core import CoreWriter
@@ -68,7 +70,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds PostgreSQL connection attempts wait (unless the URL sets ``connect_timeout``).
 PG_CONNECT_TIMEOUT_SECONDS = 10
-_WARNING_INTERVAL_SECONDS = 60.0
 
 _live: weakref.WeakSet[SqlUsageExporter] = weakref.WeakSet()
 
@@ -78,7 +79,7 @@ def _after_fork_in_child() -> None:
         exporter._after_fork()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+after_fork_in_child(_after_fork_in_child)
 
 
 class SqlUsageExporter(LogRecordExporter):
@@ -143,7 +144,7 @@ class SqlUsageExporter(LogRecordExporter):
         self._pid = os.getpid()
         self._schema_ready = False
         self._shutdown = False
-        self._last_warning = 0.0
+        self._warnings = RateLimitedLog(60.0)
         self._last_error = ""
         self._core = CoreWriter(self._tables) if self._backend == "postgresql" else None
         self._sqlite: SqliteWriter | None = None
@@ -306,9 +307,7 @@ class SqlUsageExporter(LogRecordExporter):
         _stats.count("sql_export_failures")
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         self._last_error = f"{self.url}: {first_line}"
-        now = time.monotonic()
-        if now - self._last_warning >= _WARNING_INTERVAL_SECONDS:
-            self._last_warning = now
+        if self._warnings.allow():
             logger.warning("SqlUsageExporter could not store %d usage log(s) in %s: %s", n, self.url, first_line)
 
     # --- engine and schema ----------------------------------------------------------------------------

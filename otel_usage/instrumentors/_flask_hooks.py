@@ -10,9 +10,6 @@ cookie aside.
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +18,7 @@ from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD, Level
 from otel_usage._record import Entry
 from otel_usage._runtime import ENTRY_ATTR
+from otel_usage._warnings import RateLimitedLog
 from otel_usage.instrumentors._flask_request import (
     GeoResolver,
     flask_login_user,
@@ -55,21 +53,10 @@ EXTENSION_KEY = "otel_usage"
 SPAN_ENVIRON_KEY = "opentelemetry-flask.span_key"
 _VISITOR_ENVIRON_KEY = "otel_usage.visitor"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-_WARNING_INTERVAL_SECONDS = 60.0
 _REQUEST_LEVEL = int(Level.DEFAULT)
 
 
-_warned_lock = threading.Lock()
-
-
-def _new_lock_after_fork() -> None:
-    global _warned_lock
-    _warned_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_new_lock_after_fork)
-_warned_at: dict[str, float] = {}
+_failures = RateLimitedLog(60.0)  # per kind of callable
 
 
 def call_user(kind: str, func: Callable[..., T], *args: Any) -> T | None:
@@ -78,12 +65,8 @@ def call_user(kind: str, func: Callable[..., T], *args: Any) -> T | None:
         return func(*args)
     except Exception:
         _stats.count(f"flask_{kind}_errors")
-        now = time.monotonic()
-        with _warned_lock:
-            last = _warned_at.get(kind)
-            if last is not None and now - last < _WARNING_INTERVAL_SECONDS:
-                return None
-            _warned_at[kind] = now
+        if not _failures.allow(kind):
+            return None
         logger.warning("otel_usage: the Flask %s failed (the response is not affected)", kind, exc_info=True)
         return None
 

@@ -1,0 +1,78 @@
+"""RateLimitedLog: the one "at most once per interval" (or once per process) of otel_usage's messages,
+and the fork hooks it relies on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from otel_usage._fork import after_fork_in_child
+from otel_usage._warnings import RateLimitedLog
+
+
+def test_once_per_interval_per_key() -> None:
+    log = RateLimitedLog(0.2)
+    assert log.allow("a")
+    assert not log.allow("a")
+    assert log.allow("b")
+    time.sleep(0.25)
+    assert log.allow("a")
+    assert not log.allow("a")
+
+
+def test_the_interval_may_be_read_on_every_call() -> None:
+    interval = [60.0]
+    log = RateLimitedLog(lambda: interval[0])
+    assert log.allow("a")
+    assert not log.allow("a")
+    interval[0] = 0.0
+    assert log.allow("a")
+
+
+def test_once_per_process_with_a_bounded_memory() -> None:
+    log = RateLimitedLog(None, max_keys=2)
+    assert [log.allow(k) for k in "aabcd"] == [True, False, True, True, False]
+    assert not log.allow("a")
+
+
+def test_with_an_interval_a_full_memory_is_cleared() -> None:
+    log = RateLimitedLog(60.0, max_keys=2)
+    assert all(log.allow(k) for k in "abc")
+    assert log.allow("d")  # the memory was full: cleared
+    assert log.allow("a")
+
+
+def test_clear_forgets_every_key() -> None:
+    log = RateLimitedLog(60.0)
+    assert log.allow()
+    assert not log.allow()
+    log.clear()
+    assert log.allow()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_bound_method_fork_hook_is_held_weakly() -> None:
+    calls: list[str] = []
+
+    class Hooked:
+        def reset(self) -> None:
+            calls.append("reset")
+
+    hooked = Hooked()
+    after_fork_in_child(hooked.reset)
+    gone = Hooked()
+    after_fork_in_child(gone.reset)
+    del gone
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the hooks that ran, then leave without cleanup
+        os.write(write, str(len(calls)).encode())
+        os._exit(0)
+    os.close(write)
+    ran = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert ran == b"1"  # the live object's hook; the collected one did nothing
+    assert calls == []  # not in the parent
