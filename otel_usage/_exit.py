@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from otel_usage import _stats
 from otel_usage._config import DEBUG, EXIT_TIMEOUT_MILLIS
+from otel_usage._fork import at_fork
 
 if TYPE_CHECKING:
     from otel_usage._pipeline import UsagePipeline
@@ -53,7 +54,7 @@ def register_exit_flush(detach: Callable[[], UsagePipeline | None]) -> None:
     if not _atexit_registered:
         _detach = detach
         atexit.register(_at_exit)
-        os.register_at_fork(before=_prepare_multiprocessing_child)
+        at_fork(before=_prepare_multiprocessing_child)
         _atexit_registered = True
 
 

@@ -39,7 +39,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -51,6 +50,7 @@ from opentelemetry.trace import StatusCode
 from otel_usage import _stats
 from otel_usage._config import DURABILITY, CoreSettings
 from otel_usage._errors import internal_error
+from otel_usage._fork import after_fork_in_child
 from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
@@ -117,14 +117,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._resource: object = None
         self._service: str | None = None
         _stats.register_gauge("", self, UsageSpanProcessor._gauges)
-        ref = weakref.ref(self)
-
-        def after_fork() -> None:
-            obj = ref()
-            if obj is not None:
-                obj._reset_after_fork()
-
-        os.register_at_fork(after_in_child=after_fork)
+        after_fork_in_child(self._reset_after_fork)
 
     # --- settings --------------------------------------------------------------------------
 

@@ -81,7 +81,6 @@ import random
 import re
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,6 +101,7 @@ from otel_usage._config import (
     SPOOL_MAX_BYTES,
 )
 from otel_usage._errors import handle_internal_errors, internal_error
+from otel_usage._fork import after_fork_in_child
 from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
@@ -315,15 +315,7 @@ class UsageBatchProcessor(LogRecordProcessor):
         _stats.register_gauge("export_queue_bytes", self, lambda p: {p.name: p._queue_bytes + p._overflow_bytes})
         if self._spool is not None:
             _stats.register_gauge("spool_bytes", self, UsageBatchProcessor._spool_gauge)
-        if hasattr(os, "register_at_fork"):
-            weak_reinit = weakref.WeakMethod(self._init_threading)
-
-            def after_in_child() -> None:
-                reinit = weak_reinit()
-                if reinit is not None:
-                    reinit()
-
-            os.register_at_fork(after_in_child=after_in_child)
+        after_fork_in_child(self._init_threading)
 
     def _init_threading(self) -> None:
         """Fresh locks, no worker, an empty queue: at construction and in a forked child.

@@ -14,7 +14,6 @@ import base64
 import functools
 import ipaddress
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from otel_usage import _redact, _serialize
+from otel_usage._fork import at_fork
 
 if TYPE_CHECKING:
     from flask import Request
@@ -138,10 +138,7 @@ def warm_up_user_agent_parser() -> None:
 # A fork while the warm-up thread is importing ua_parser would leave the module's import lock held by a
 # thread the child does not have: the child's first request would hang on it (a pre-fork server with the
 # app preloaded). So a fork waits for a warm-up in progress to finish (it holds the parser lock meanwhile).
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(
-        before=_parser_lock.acquire, after_in_parent=_parser_lock.release, after_in_child=_parser_lock.release
-    )
+at_fork(before=_parser_lock.acquire, after_in_parent=_parser_lock.release, after_in_child=_parser_lock.release)
 
 
 def _version(*parts: str | None) -> str | None:
