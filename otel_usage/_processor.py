@@ -54,6 +54,7 @@ from otel_usage._fork import after_fork_in_child
 from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
+from otel_usage._suppress import suppressed
 
 __all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "UsageSpanProcessor", "discard_current"]
 
@@ -412,16 +413,13 @@ class UsageSpanProcessor(SpanProcessor):
     def _run(self) -> None:
         HIDDEN.set(True)  # probes called by usage processors or exporters never produce usage logs
         ON_WORKER.set(True)
-        token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+        with suppressed():
             while not self._stopped:
                 delay = self._settings.schedule_delay_millis / 1000.0
                 self._wake.wait(min(delay, DURABLE_DELAY_SECONDS) if self._durable else delay)
                 self._wake.clear()
                 self._drain(final=False)
                 _stats.flush_warnings()
-        finally:
-            context.detach(token)
 
     def _collect(self, final: bool) -> list[Root]:
         """Take what is ready to be emitted: finished roots, roots past their grace or age."""
@@ -460,30 +458,31 @@ class UsageSpanProcessor(SpanProcessor):
         # they call is recorded (a probe there would feed logs back into the pipeline).
         hidden = HIDDEN.set(True)
         worker = ON_WORKER.set(True)
-        suppressed = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            for start in range(0, len(batch), EMIT_CHUNK):
-                chunk = batch[start : start + EMIT_CHUNK]
-                for root in chunk:
-                    if root.end_ns == 0:
-                        _stats.count_drop("shutdown_unfinished" if final else "log_age", detail="emitted as unfinished")
-                    elif root.pending:
-                        _stats.count("logs_with_unfinished_children")
-                try:
-                    self._emit_many(chunk)
-                except Exception as exc:  # noqa: BLE001
-                    internal_error(exc, "usage log assembly")
-                finally:
-                    self._settle(chunk)
-        finally:
-            self._release_paused()
-            context.detach(suppressed)
-            ON_WORKER.reset(worker)
-            HIDDEN.reset(hidden)
-            with self._lock:
-                self._busy -= 1
-            with self._idle:
-                self._idle.notify_all()
+        with suppressed():
+            try:
+                for start in range(0, len(batch), EMIT_CHUNK):
+                    chunk = batch[start : start + EMIT_CHUNK]
+                    for root in chunk:
+                        if root.end_ns == 0:
+                            _stats.count_drop(
+                                "shutdown_unfinished" if final else "log_age", detail="emitted as unfinished"
+                            )
+                        elif root.pending:
+                            _stats.count("logs_with_unfinished_children")
+                    try:
+                        self._emit_many(chunk)
+                    except Exception as exc:  # noqa: BLE001
+                        internal_error(exc, "usage log assembly")
+                    finally:
+                        self._settle(chunk)
+            finally:
+                self._release_paused()
+                ON_WORKER.reset(worker)
+                HIDDEN.reset(hidden)
+                with self._lock:
+                    self._busy -= 1
+                with self._idle:
+                    self._idle.notify_all()
         return len(batch)
 
     def emit_many_with(self, emit_many: Callable[[list[Root]], None]) -> None:

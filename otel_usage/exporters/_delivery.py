@@ -84,7 +84,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
@@ -105,6 +105,7 @@ from otel_usage._fork import after_fork_in_child
 from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
 from otel_usage._schema import is_usage_log_record
+from otel_usage._suppress import suppressed
 from otel_usage.exporters._fallback import DEFAULT_SPOOL_MAX_BYTES
 from otel_usage.exporters._fallback import MANAGED as _managed
 from otel_usage.exporters._fallback import open_spool as _open_spool
@@ -501,16 +502,15 @@ class UsageBatchProcessor(LogRecordProcessor):
 
     def _work_here(self) -> None:
         """The worker's final pass, on the caller's thread (no worker, or it could not be started)."""
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        managed = _managed.set(True)
-        hidden = HIDDEN.set(True)
-        try:
-            with handle_internal_errors("UsageBatchProcessor.shutdown"):
-                self._work(final=True)
-        finally:
-            HIDDEN.reset(hidden)
-            _managed.reset(managed)
-            detach(token)
+        with suppressed():
+            managed = _managed.set(True)
+            hidden = HIDDEN.set(True)
+            try:
+                with handle_internal_errors("UsageBatchProcessor.shutdown"):
+                    self._work(final=True)
+            finally:
+                HIDDEN.reset(hidden)
+                _managed.reset(managed)
 
     def _abandon(self) -> None:
         """Shutdown timed out with an export still running: keep or count everything else."""
@@ -527,24 +527,23 @@ class UsageBatchProcessor(LogRecordProcessor):
 
     def _run(self) -> None:
         HIDDEN.set(True)  # probes called by an exporter never produce usage logs (no feedback loop)
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        managed = _managed.set(True)
-        try:
-            while not self._stopping:
-                self._wake.wait(self._wait_seconds())
-                self._wake.clear()
-                if self._stopping:
-                    break
-                try:
-                    self._work(final=False)
-                except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
-                    internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
-                _stats.flush_warnings()
-            with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
-                self._work(final=True)
-        finally:
-            _managed.reset(managed)
-            detach(token)
+        with suppressed():
+            managed = _managed.set(True)
+            try:
+                while not self._stopping:
+                    self._wake.wait(self._wait_seconds())
+                    self._wake.clear()
+                    if self._stopping:
+                        break
+                    try:
+                        self._work(final=False)
+                    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
+                        internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
+                    _stats.flush_warnings()
+                with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
+                    self._work(final=True)
+            finally:
+                _managed.reset(managed)
 
     def _wait_seconds(self) -> float:
         delay = min(self._delay, DURABLE_DELAY_SECONDS) if self._durable else self._delay
@@ -778,30 +777,29 @@ def replay(
         raise FileNotFoundError(f"no spool at {os.fspath(spool_dir_or_file)!r}")
     batch_size = REPLAY_BATCH_SIZE.resolve(max_export_batch_size)
     delivered = 0
-    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    managed = _managed.set(True)
-    try:
-        for path in spool_files(spool_dir_or_file):
-            if not _looks_like_spool(path):
-                logger.warning("replay: %s is not a spool file; left as it is", path)
-                continue
-            reason = f"spool_corrupt:{os.path.basename(path)[: -len('.jsonl')] or 'spool'}"
-            with Spool(path, DEFAULT_SPOOL_MAX_BYTES).draining(blocking=True) as drainer:
-                assert drainer is not None
-                start: int | None = None
-                while (chunk := drainer.read(batch_size, start)) is not None:
-                    records = _decode_chunk(chunk.lines, reason)
-                    if records:
-                        ok, error = _export_once(exporter, records)
-                        if not ok:
-                            logger.warning("replay of %s stopped: %s", path, error)
-                            break
-                        delivered += len(records)
-                    if delete:
-                        drainer.commit(chunk)
-                    else:
-                        start = chunk.end
-    finally:
-        _managed.reset(managed)
-        detach(token)
+    with suppressed():
+        managed = _managed.set(True)
+        try:
+            for path in spool_files(spool_dir_or_file):
+                if not _looks_like_spool(path):
+                    logger.warning("replay: %s is not a spool file; left as it is", path)
+                    continue
+                reason = f"spool_corrupt:{os.path.basename(path)[: -len('.jsonl')] or 'spool'}"
+                with Spool(path, DEFAULT_SPOOL_MAX_BYTES).draining(blocking=True) as drainer:
+                    assert drainer is not None
+                    start: int | None = None
+                    while (chunk := drainer.read(batch_size, start)) is not None:
+                        records = _decode_chunk(chunk.lines, reason)
+                        if records:
+                            ok, error = _export_once(exporter, records)
+                            if not ok:
+                                logger.warning("replay of %s stopped: %s", path, error)
+                                break
+                            delivered += len(records)
+                        if delete:
+                            drainer.commit(chunk)
+                        else:
+                            start = chunk.end
+        finally:
+            _managed.reset(managed)
     return delivered

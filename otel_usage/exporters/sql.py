@@ -40,7 +40,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from sqlalchemy import Connection, Dialect, Engine, create_engine
@@ -54,6 +53,7 @@ from otel_usage._config import SQL_BUSY_TIMEOUT_MILLIS, SQL_COLUMNS, SQL_TABLE_P
 from otel_usage._errors import internal_error
 from otel_usage._fork import after_fork_in_child
 from otel_usage._schema import SCHEMA_VERSION, UsageLog, usage_log_of
+from otel_usage._suppress import suppressed
 from otel_usage._warnings import RateLimitedLog
 from otel_usage.exporters._fallback import ExportFailureFallback
 from otel_usage.exporters._sink import default_name
@@ -183,7 +183,7 @@ class SqlUsageExporter(LogRecordExporter):
             logs = [log for log in (usage_log_of(record) for record in batch) if log is not None]
             if not logs:
                 return LogRecordExportResult.SUCCESS
-            with suppress_instrumentation():
+            with suppressed():
                 result = self._export_logs(logs)
             if result == LogRecordExportResult.FAILURE:
                 self._fallback(batch, self._last_error)
@@ -223,7 +223,7 @@ class SqlUsageExporter(LogRecordExporter):
         from otel_usage.query._sql_logs import exporter_page  # the reading side: imported on first use
 
         query = exporter_page(self._tables, start, end, limit, page, filters)
-        with suppress_instrumentation():
+        with suppressed():
             self._ensure_schema()
             with self._connect(write=False) as conn:
                 rows = conn.execute(query).mappings().all()

@@ -12,14 +12,13 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import wrapt
-from opentelemetry import context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined,unused-ignore]
 
 from otel_usage._config import SDK_DISABLED
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD
 from otel_usage._probe import decorate
+from otel_usage._suppress import is_suppressed
 from otel_usage.instrumentors._probe_targets import ProbeTarget, match_name, targets_from_env
 
 __all__ = ["ProbeInstrumentor"]
@@ -197,7 +196,7 @@ def _call(probe: Callable[..., Any], bound: bool, generation: _Generation) -> Ca
     probed function they call themselves (``json:dumps``, a database driver) cannot feed usage logs back
     into the pipeline.
     """
-    get_value = context.get_value
+    suppressing = is_suppressed
     threshold = THRESHOLD
     level = probe.__otel_usage_probe__.level  # type: ignore[attr-defined]
     # Below the threshold the probe only hides its callees: the suppression check is for recording.
@@ -206,7 +205,7 @@ def _call(probe: Callable[..., Any], bound: bool, generation: _Generation) -> Ca
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if not generation.active or instance is None:
                 return wrapped(*args, **kwargs)
-            if level >= threshold.value and get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            if level >= threshold.value and suppressing():
                 return wrapped(*args, **kwargs)
             return probe(instance, *args, **kwargs)
 
@@ -215,7 +214,7 @@ def _call(probe: Callable[..., Any], bound: bool, generation: _Generation) -> Ca
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if not generation.active:
                 return wrapped(*args, **kwargs)
-            if level >= threshold.value and get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            if level >= threshold.value and suppressing():
                 return wrapped(*args, **kwargs)
             return probe(*args, **kwargs)
 

@@ -19,7 +19,6 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import (
     Float,
     Integer,
@@ -42,6 +41,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.expression import ColumnElement
 
 from otel_usage._schema import UsageLog
+from otel_usage._suppress import suppressed
 from otel_usage.exporters._sql_schema import SqlTables, normalize_url
 from otel_usage.query._fields import (
     FIELDS,
@@ -122,7 +122,7 @@ class SqlStore(UsageStore):
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
-        with suppress_instrumentation():
+        with suppressed():
             try:
                 with self._engine.connect() as conn:
                     yield conn
