@@ -61,6 +61,7 @@ __all__ = [
     "PARAM_MAX_ITEMS",
     "PARAM_MAX_LENGTH",
     "PARAM_MAX_SIZE",
+    "RAISE_INTERNAL_ERRORS",
     "RECORD_UNSAMPLED",
     "REDACT",
     "REDACT_DEFAULTS",
@@ -155,6 +156,7 @@ CORE: dict[str, Setting[Any]] = {
 EXPORTERS = Names("exporters", ev.OTEL_USAGE_EXPORTERS, ("file",))
 EXIT_TIMEOUT_MILLIS = Integer("exit_timeout_millis", ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, 5000, minimum=0)
 DEBUG = Boolean("debug", ev.OTEL_USAGE_DEBUG, False)
+RAISE_INTERNAL_ERRORS = Boolean("raise_internal_errors", ev.OTEL_USAGE_RAISE_INTERNAL_ERRORS, False)
 SDK_DISABLED = Boolean("sdk_disabled", OTEL_SDK_DISABLED, False)
 
 # --- Exporters: delivery (queues, retries, spool) -------------------------------------------------------
@@ -269,6 +271,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     EXPORTERS,
     EXIT_TIMEOUT_MILLIS,
     DEBUG,
+    RAISE_INTERNAL_ERRORS,
     SDK_DISABLED,
     EXPORT_MAX_QUEUE_SIZE,
     EXPORT_MAX_QUEUE_BYTES,

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 
+from otel_usage._config import RAISE_INTERNAL_ERRORS
 from otel_usage._warnings import RateLimitedLog
 
-__all__ = ["RAISE", "handle_internal_errors", "internal_error"]
+__all__ = ["RAISE", "handle_internal_errors", "internal_error", "raise_internal_errors"]
 
 logger = logging.getLogger("otel_usage")
 
-#: Re-raise internal errors instead of logging them (the test suite turns this on).
-RAISE = os.environ.get("OTEL_USAGE_RAISE_INTERNAL_ERRORS", "").strip().lower() in ("1", "true", "yes")
+#: Re-raise internal errors instead of logging them (the test suite turns this on); so does
+#: :envvar:`OTEL_USAGE_RAISE_INTERNAL_ERRORS`, read when an internal error happens.
+RAISE = False
 
 _logged = RateLimitedLog(60.0)  # per distinct message
+
+
+def raise_internal_errors() -> bool:
+    """True when internal errors are raised: :data:`RAISE`, or :envvar:`OTEL_USAGE_RAISE_INTERNAL_ERRORS`."""
+    return RAISE or RAISE_INTERNAL_ERRORS.from_env()
 
 
 def internal_error(exc: BaseException, where: str) -> None:
@@ -29,7 +35,7 @@ def internal_error(exc: BaseException, where: str) -> None:
     from otel_usage import _stats
 
     _stats.count("internal_errors")
-    if RAISE:
+    if raise_internal_errors():
         raise exc
     if not _logged.allow(f"{where}:{type(exc).__name__}:{exc}"):
         return

@@ -44,6 +44,15 @@ OTEL_USAGE_DEBUG = "OTEL_USAGE_DEBUG"
 Default: ``false``.
 """
 
+OTEL_USAGE_RAISE_INTERNAL_ERRORS = "OTEL_USAGE_RAISE_INTERNAL_ERRORS"
+"""
+.. envvar:: OTEL_USAGE_RAISE_INTERNAL_ERRORS
+
+``true``: an internal error of otel_usage is raised in the application instead of
+logged and swallowed; for otel_usage's own tests and debugging, never in production. Read when an
+internal error happens. Default: ``false``.
+"""
+
 OTEL_USAGE_MAX_PENDING_LOGS = "OTEL_USAGE_MAX_PENDING_LOGS"
 """
 .. envvar:: OTEL_USAGE_MAX_PENDING_LOGS

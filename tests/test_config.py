@@ -130,6 +130,16 @@ def debug(tmp: Path) -> bool:
     return debug_tracebacks()
 
 
+def raise_errors(tmp: Path) -> bool:
+    from otel_usage import _errors
+
+    saved, _errors.RAISE = _errors.RAISE, False  # the test suite raises whatever the variable says
+    try:
+        return _errors.raise_internal_errors()
+    finally:
+        _errors.RAISE = saved
+
+
 def probes(tmp: Path) -> list[str]:
     from otel_usage.instrumentors._probe_targets import targets_from_env
 
@@ -142,6 +152,7 @@ CASES = [
          ["FileUsageExporter"], RAISES),
     Case(ev.OTEL_USAGE_EXIT_TIMEOUT_MILLIS, exit_timeout, "0", 0, "-1", 5000),
     Case(ev.OTEL_USAGE_DEBUG, debug, "true", True, "verbose", False),
+    Case(ev.OTEL_USAGE_RAISE_INTERNAL_ERRORS, raise_errors, "true", True, "perhaps", False),
     Case(ev.OTEL_USAGE_MAX_PENDING_LOGS, core("max_pending_logs"), "10", 10, "0", 4096),
     Case(ev.OTEL_USAGE_MAX_QUEUED_SPANS, core("max_queued_spans"), "100", 100, "0", 65536),
     Case(ev.OTEL_USAGE_MAX_RECORDS_PER_LOG, core("max_records_per_log"), "5", 5, "many", 1000),

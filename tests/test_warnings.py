@@ -76,3 +76,17 @@ def test_a_bound_method_fork_hook_is_held_weakly() -> None:
     os.waitpid(pid, 0)
     assert ran == b"1"  # the live object's hook; the collected one did nothing
     assert calls == []  # not in the parent
+
+
+def test_internal_errors_raise_when_the_variable_says_so_read_when_one_happens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otel_usage import _errors
+    from otel_usage import environment_variables as ev
+
+    monkeypatch.setattr(_errors, "RAISE", False)
+    monkeypatch.delenv(ev.OTEL_USAGE_RAISE_INTERNAL_ERRORS, raising=False)
+    _errors.internal_error(RuntimeError("swallowed"), "test")
+    monkeypatch.setenv(ev.OTEL_USAGE_RAISE_INTERNAL_ERRORS, "true")
+    with pytest.raises(RuntimeError, match="raised"):
+        _errors.internal_error(RuntimeError("raised"), "test")
