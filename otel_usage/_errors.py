@@ -3,18 +3,30 @@
 Internal errors are logged (``logger.exception``, once per distinct message per interval) and
 swallowed, so telemetry never breaks the host application. The test suite sets :data:`RAISE` so that
 bugs are not hidden.
+
+A boundary that must never raise is a method decorated with :func:`never_raises` (its whole body
+guarded) or a block under :func:`handle_internal_errors`. The per-call hot path keeps a hand-written
+``try``/``except Exception`` calling :func:`internal_error` instead, which costs nothing until an error:
+the probe wrappers (``_probe``), ``UsageSpanProcessor.on_start``/``on_end``/``_open``/``_close``, the
+usage span (``_usage_span``), the per-call context, transaction and serialization helpers, and the Flask
+``after_request`` hook that runs on every request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from otel_usage._config import RAISE_INTERNAL_ERRORS
 from otel_usage._warnings import RateLimitedLog
 
-__all__ = ["RAISE", "handle_internal_errors", "internal_error", "raise_internal_errors"]
+__all__ = ["RAISE", "handle_internal_errors", "internal_error", "never_raises", "raise_internal_errors"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 logger = logging.getLogger("otel_usage")
 
@@ -49,3 +61,20 @@ def handle_internal_errors(where: str) -> Iterator[None]:
         yield
     except Exception as exc:  # noqa: BLE001
         internal_error(exc, where)
+
+
+def never_raises(where: str, default: Any = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a boundary function: an exception in it is an internal error, and it returns ``default``."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                internal_error(exc, where)
+                return default  # type: ignore[no-any-return]
+
+        return guarded
+
+    return decorate

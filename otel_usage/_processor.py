@@ -49,7 +49,7 @@ from opentelemetry.trace import StatusCode
 
 from otel_usage import _stats
 from otel_usage._config import DURABILITY, CoreSettings
-from otel_usage._errors import internal_error
+from otel_usage._errors import internal_error, never_raises
 from otel_usage._fork import after_fork_in_child
 from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
@@ -370,6 +370,7 @@ class UsageSpanProcessor(SpanProcessor):
             with self._space:
                 self._space.notify_all()
 
+    @never_raises("UsageSpanProcessor.discard", default=False)
     def discard(self, entry: Entry) -> bool:
         """Drop the usage log that ``entry`` belongs to, if it is still open; never raises.
 
@@ -379,22 +380,18 @@ class UsageSpanProcessor(SpanProcessor):
             True when the log was discarded; False when it was already ended and queued or emitted, or
             ``entry`` is not buffered by this processor.
         """
-        try:
-            root = entry.root
-            with self._lock:
-                if root.owner is not self or root.state not in (OPEN, WAITING):
-                    return False
-                root.state = DISCARDED
-                self._roots.pop(root.span_id, None)
-                self._waiting.pop(root.span_id, None)
-                for item in root.entries:
-                    self._live.pop(item.span_id, None)
-                root.entries = []
-            _stats.count("logs_discarded")
-            return True
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "UsageSpanProcessor.discard")
-            return False
+        root = entry.root
+        with self._lock:
+            if root.owner is not self or root.state not in (OPEN, WAITING):
+                return False
+            root.state = DISCARDED
+            self._roots.pop(root.span_id, None)
+            self._waiting.pop(root.span_id, None)
+            for item in root.entries:
+                self._live.pop(item.span_id, None)
+            root.entries = []
+        _stats.count("logs_discarded")
+        return True
 
     # --- worker ---------------------------------------------------------------------------
 
@@ -530,6 +527,7 @@ class UsageSpanProcessor(SpanProcessor):
 
     # --- control --------------------------------------------------------------------------
 
+    @never_raises("UsageSpanProcessor.force_flush", default=False)
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Emit every finished log now; wait (up to the timeout) for children still running.
 
@@ -537,43 +535,37 @@ class UsageSpanProcessor(SpanProcessor):
             True when nothing finished is left unemitted.
         """
         deadline = time.monotonic() + timeout_millis / 1000.0
-        try:
-            while True:
-                self._drain(final=False)
-                with self._lock:
-                    waiting = bool(self._waiting)
-                    ready = bool(self._ready)
-                if not waiting and not ready:
-                    break
-                if time.monotonic() >= deadline:
+        while True:
+            self._drain(final=False)
+            with self._lock:
+                waiting = bool(self._waiting)
+                ready = bool(self._ready)
+            if not waiting and not ready:
+                break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        with self._idle:
+            while self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     return False
-                time.sleep(0.005)
-            with self._idle:
-                while self._busy:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._idle.wait(min(remaining, 0.01))
-            return True
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "UsageSpanProcessor.force_flush")
-            return False
+                self._idle.wait(min(remaining, 0.01))
+        return True
 
+    @never_raises("UsageSpanProcessor.shutdown")
     def shutdown(self) -> None:
         """Emit everything still buffered (unfinished units of work as ``"unfinished"``) and stop."""
         if self._stopped:
             return
-        try:
-            self.force_flush(5000)
-            self._stopped = True
-            self._wake.set()
-            worker = self._worker
-            if worker is not None and worker is not threading.current_thread():
-                worker.join(5.0)
-            self._drain(final=True)
-            self._live.clear()
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "UsageSpanProcessor.shutdown")
+        self.force_flush(5000)
+        self._stopped = True
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(5.0)
+        self._drain(final=True)
+        self._live.clear()
 
 
 def _service_name(resource: Any) -> str | None:

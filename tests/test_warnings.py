@@ -90,3 +90,25 @@ def test_internal_errors_raise_when_the_variable_says_so_read_when_one_happens(
     monkeypatch.setenv(ev.OTEL_USAGE_RAISE_INTERNAL_ERRORS, "true")
     with pytest.raises(RuntimeError, match="raised"):
         _errors.internal_error(RuntimeError("raised"), "test")
+
+
+def test_never_raises_logs_the_error_and_returns_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from otel_usage import _errors, _stats
+
+    monkeypatch.setattr(_errors, "RAISE", False)
+
+    @_errors.never_raises("a boundary", default=False)
+    def boundary(fail: bool) -> bool:
+        """Its own docstring."""
+        if fail:
+            raise RuntimeError("a bug")
+        return True
+
+    before = _stats.counter("internal_errors")
+    assert boundary(False) is True
+    assert boundary(True) is False
+    assert _stats.counter("internal_errors") == before + 1
+    assert "otel_usage internal error in a boundary" in caplog.text
+    assert boundary.__doc__ == "Its own docstring."

@@ -100,7 +100,7 @@ from otel_usage._config import (
     REPLAY_BATCH_SIZE,
     SPOOL_MAX_BYTES,
 )
-from otel_usage._errors import handle_internal_errors, internal_error
+from otel_usage._errors import handle_internal_errors, internal_error, never_raises
 from otel_usage._fork import after_fork_in_child
 from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
 from otel_usage._runtime import HIDDEN
@@ -346,24 +346,17 @@ class UsageBatchProcessor(LogRecordProcessor):
 
     # --- the application's side ------------------------------------------------------------------------
 
+    @never_raises("UsageBatchProcessor.on_emit")
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a usage log for the worker (O(1); never blocks, never raises); ignore other records."""
-        try:
-            self._on_emit(log_record)
-        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
-            internal_error(exc, "UsageBatchProcessor.on_emit")
-
-    def _on_emit(self, log_record: ReadWriteLogRecord) -> None:
         if is_usage_log_record(log_record):
             self._accept((_readable(log_record),))
 
+    @never_raises("UsageBatchProcessor.on_emit")
     def accept_usage_records(self, records: Sequence[ReadableLogRecord]) -> None:
         """Queue usage log records built by the usage-log emitter, which skips ``Logger.emit`` when every
         processor of its logger offers this method (the records are shared with them, read-only)."""
-        try:
-            self._accept(records)
-        except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
-            internal_error(exc, "UsageBatchProcessor.on_emit")
+        self._accept(records)
 
     def _accept(self, records: Sequence[ReadableLogRecord]) -> None:
         if self._pid != os.getpid():

@@ -32,7 +32,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from otel_usage import _stats
 from otel_usage._config import OTLP_LOGS_PROTOCOL, OTLP_PROTOCOLS
-from otel_usage._errors import internal_error
+from otel_usage._errors import never_raises
 from otel_usage._schema import is_usage_log_record
 
 __all__ = ["PROTOCOLS", "UsageOnlyExporter", "otlp_usage_exporter"]
@@ -84,16 +84,13 @@ class UsageOnlyExporter(LogRecordExporter):
     def __init__(self, exporter: LogRecordExporter) -> None:
         self.exporter = exporter
 
+    @never_raises("UsageOnlyExporter.export", default=LogRecordExportResult.FAILURE)
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Export the usage logs of ``batch``; SUCCESS at once when there are none."""
-        try:
-            usage = [_encodable(record) for record in batch if is_usage_log_record(record)]
-            if not usage:
-                return LogRecordExportResult.SUCCESS
-            return self.exporter.export(usage)
-        except Exception as exc:  # noqa: BLE001 - an exporter reports failure, it never raises (logged there)
-            internal_error(exc, "UsageOnlyExporter.export")
-            return LogRecordExportResult.FAILURE
+        usage = [_encodable(record) for record in batch if is_usage_log_record(record)]
+        if not usage:
+            return LogRecordExportResult.SUCCESS
+        return self.exporter.export(usage)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flush the wrapped exporter."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_usage._errors import internal_error
+from otel_usage._errors import handle_internal_errors
 from otel_usage.instrumentors._flask_geo import MaxMindGeoResolver
 from otel_usage.instrumentors._flask_hooks import EXTENSION_KEY, AppState, ensure_server_span, skip_request
 from otel_usage.instrumentors._flask_request import GeoResolver, VisitorCookie, warm_up_user_agent_parser
@@ -297,12 +297,10 @@ class FlaskUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _after_flask_init(self, wrapped: Callable[..., None], instance: Any, args: Any, kwargs: Any) -> None:
         wrapped(*args, **kwargs)
-        try:
+        with handle_internal_errors("FlaskUsageInstrumentor (Flask app creation)"):
             if EXTENSION_KEY not in instance.extensions:
                 UsageTracking(**self._options).init_app(instance)
                 self._auto_apps.add(instance)
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "FlaskUsageInstrumentor (Flask app creation)")
 
     def instrument_app(self, app: Flask, **options: Any) -> UsageTracking:
         """Track ``app``; ``options`` are :class:`UsageTracking`'s keyword arguments.

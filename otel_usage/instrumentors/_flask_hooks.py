@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from otel_usage import _stats
-from otel_usage._errors import internal_error
+from otel_usage._errors import internal_error, never_raises
 from otel_usage._levels import THRESHOLD, Level
 from otel_usage._record import Entry
 from otel_usage._runtime import ENTRY_ATTR
@@ -167,13 +167,11 @@ class AppState:
             internal_error(exc, "Flask usage tracking (after_request)")
         return response
 
+    @never_raises("Flask usage tracking (got_request_exception)")
     def on_exception(self, sender: Any, exception: BaseException | None = None, **extra: Any) -> None:
         """An unhandled error: record status 500 now, in case it propagates (debug, testing) and no
         ``after_request`` follows; when it does follow, it records the final response."""
-        try:
-            self.record(500, None)
-        except Exception as exc:  # noqa: BLE001
-            internal_error(exc, "Flask usage tracking (got_request_exception)")
+        self.record(500, None)
 
     def record(self, status: int, response: Response | None) -> None:
         request = _current_request()

@@ -15,7 +15,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined,unused-ignore]
 
 from otel_usage._config import SDK_DISABLED
-from otel_usage._errors import internal_error
+from otel_usage._errors import handle_internal_errors, internal_error, never_raises
 from otel_usage._levels import THRESHOLD
 from otel_usage._probe import decorate
 from otel_usage._suppress import is_suppressed
@@ -110,15 +110,13 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
                 atexit.register(_report_never_imported)
 
     def _hook(self, targets: list[ProbeTarget], generation: _Generation) -> Callable[[types.ModuleType], None]:
+        @never_raises("probe import hook")
         def on_import(module: types.ModuleType) -> None:
-            try:
-                with self._lock:
-                    if not generation.active:
-                        return
-                    self._pending.pop(module.__name__, None)
-                    self._apply(module, targets, generation)
-            except Exception as exc:  # noqa: BLE001
-                internal_error(exc, "probe import hook")
+            with self._lock:
+                if not generation.active:
+                    return
+                self._pending.pop(module.__name__, None)
+                self._apply(module, targets, generation)
 
         return on_import
 
@@ -145,10 +143,8 @@ class ProbeInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
             if not found and target.is_glob:
                 logger.warning("Probe target %s matches no function in %s", target.describe(), module.__name__)
             for owner, name, path in found:
-                try:
+                with handle_internal_errors("probe wrapping"):
                     self._wrap(owner, name, path, target, generation)
-                except Exception as exc:  # noqa: BLE001
-                    internal_error(exc, "probe wrapping")
 
     def _wrap(self, owner: Any, name: str, path: str, target: ProbeTarget, generation: _Generation) -> None:
         key = (id(owner), name)
