@@ -30,7 +30,7 @@ from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._stats import stats
 from otel_usage._timers import timer
 from otel_usage._transaction import transaction
-from otel_usage.exporters._delivery import replay
+from otel_usage.exporters._replay import replay
 from otel_usage.version import __version__
 
 __all__ = [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_usage.exporters._delivery import replay
+from otel_usage.exporters._replay import replay
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -87,7 +87,7 @@ def _replay(args: Any, console: Any) -> int:
     import os
 
     from otel_usage._resolve import build_exporter
-    from otel_usage.exporters._delivery import replay
+    from otel_usage.exporters._replay import replay
     from otel_usage.exporters._spool import spool_files
 
     if not os.path.exists(args.spool):

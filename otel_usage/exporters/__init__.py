@@ -10,8 +10,9 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from otel_usage.exporters._delivery import UsageBatchProcessor, replay
+    from otel_usage.exporters._delivery import UsageBatchProcessor
     from otel_usage.exporters._fallback import ExportFailureFallback
+    from otel_usage.exporters._replay import replay
     from otel_usage.exporters.console import ConsoleUsageExporter
     from otel_usage.exporters.file import FileUsageExporter, json_line
     from otel_usage.exporters.memory import InMemoryUsageExporter
@@ -47,7 +48,7 @@ _SOURCES = {
     "has_event": "routing",
     "json_line": "file",
     "otlp_usage_exporter": "otlp",
-    "replay": "_delivery",
+    "replay": "_replay",
 }
 
 

@@ -25,7 +25,8 @@ What happens to a usage log (other log records are ignored):
    SQL or HTTP calls never become telemetry.
 3. A failed export (``FAILURE`` or an exception) is retried with capped exponential backoff and jitter,
    for at most ``max_retry_millis`` per batch. An exporter can ask for a given delay (HTTP 429/503
-   ``Retry-After``): see :class:`SupportsRetryAfter`; no export is attempted before that delay is over.
+   ``Retry-After``): see :class:`~otel_usage.exporters._batches.SupportsRetryAfter`; no export is
+   attempted before that delay is over.
 4. What still fails is spilled to the spool (:mod:`otel_usage.exporters._spool`), or with the spool off
    dropped and counted as ``export_failed:<name>``. While the sink is down, new batches go straight to the
    spool; the worker probes the sink on a timer (doubling from ``schedule_delay_millis`` up to
@@ -40,7 +41,7 @@ What happens to a usage log (other log records are ignored):
    left to the spool (counted as ``spooled:<name>``; with the spool off, or for the one batch inside an
    export that does not return, counted as ``shutdown_timeout:<name>``); the exit line of
    :mod:`otel_usage._pipeline` reports these counts.
-6. :func:`replay` re-sends a spool explicitly, to any exporter.
+6. :func:`~otel_usage.exporters._replay.replay` re-sends a spool explicitly, to any exporter.
 
 Durable mode (``durable=True`` or ``OTEL_USAGE_DURABILITY=disk``), the OpenTelemetry Collector's
 persistent queue model: the worker writes every queued log to the spool within 50 ms (the span processor
@@ -73,21 +74,16 @@ Environment variables (used when the argument is None; a bad value warns and kee
 from __future__ import annotations
 
 import collections
-import copy
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
 
-from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
-from opentelemetry.sdk.resources import Resource
 
 from otel_usage import _stats
 from otel_usage._config import (
@@ -97,142 +93,27 @@ from otel_usage._config import (
     EXPORT_MAX_QUEUE_BYTES,
     EXPORT_MAX_QUEUE_SIZE,
     EXPORT_MAX_RETRY_MILLIS,
-    REPLAY_BATCH_SIZE,
     SPOOL_MAX_BYTES,
 )
-from otel_usage._errors import handle_internal_errors, internal_error, never_raises
+from otel_usage._errors import handle_internal_errors, never_raises
 from otel_usage._fork import after_fork_in_child
-from otel_usage._processor import DURABLE_DELAY_SECONDS, ON_WORKER
-from otel_usage._runtime import HIDDEN
+from otel_usage._processor import ON_WORKER
 from otel_usage._schema import is_usage_log_record
-from otel_usage._suppress import suppressed
-from otel_usage.exporters._fallback import DEFAULT_SPOOL_MAX_BYTES
-from otel_usage.exporters._fallback import MANAGED as _managed
+from otel_usage.exporters._batches import log_bytes, readable
 from otel_usage.exporters._fallback import open_spool as _open_spool
-from otel_usage.exporters._fallback import spill as _spill
 from otel_usage.exporters._sink import default_name
-from otel_usage.exporters._spool import Drainer, Spool, decode_record, encode_record, spool_files
+from otel_usage.exporters._worker import DeliveryWorker
 
-__all__ = ["SupportsRetryAfter", "UsageBatchProcessor", "replay"]
+__all__ = ["UsageBatchProcessor"]
 
 logger = logging.getLogger(__name__)
 
 
-#: Rough bytes one queued usage log holds in memory: a fixed part plus one per call record (tracemalloc:
-#: 2.1 KB for a log of 1 record with 3 parameters, 4.6 KB for 6 records).
-_LOG_BYTES = 1400
-_RECORD_BYTES = 550
-
-_INITIAL_BACKOFF_SECONDS = 0.1
-_MAX_BACKOFF_SECONDS = 5.0
 _MAX_PROBE_SECONDS = 60.0
-_MAX_RETRY_AFTER_SECONDS = 3600.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 
 
-@runtime_checkable
-class SupportsRetryAfter(Protocol):
-    """Optional protocol of an exporter whose sink can say when to try again (HTTP 429/503 Retry-After).
-
-    After an export that failed (returned ``FAILURE`` or raised), the processor calls
-    ``exporter.retry_after_millis()``: a number of milliseconds (capped at an hour) means "do not export
-    before then", None means "no advice" (normal backoff). It describes the most recent export call, so an
-    exporter sets it when a response carries the header and clears it at the start of each export. When
-    the delay is longer than what is left of the batch's retry budget the batch is spilled at once (or
-    dropped without a spool), and nothing is sent to the sink before the delay is over.
-    """
-
-    def retry_after_millis(self) -> float | None: ...
-
-
-def _log_bytes(body: Any) -> int:
-    """The estimate of a queued log's memory that the queue's byte budget counts (no serialization)."""
-    data = body.get("data") if isinstance(body, dict) else None
-    return _LOG_BYTES + _RECORD_BYTES * (len(data) if isinstance(data, list) else 0)
-
-
-_SHARED_COPY = "_otel_usage_readable"
-_EMPTY_CONTEXT = Context()
-
-
-def _readable(record: ReadWriteLogRecord | ReadableLogRecord) -> ReadableLogRecord:
-    """The delivery processors' copy of the record, made once and shared (the body is shared, read-only).
-
-    The SDK hands every processor the same object; the first ``UsageBatchProcessor`` makes the copy and
-    leaves it on the record for the others.
-    """
-    shared = record.__dict__.get(_SHARED_COPY)
-    if shared is not None:
-        return shared  # type: ignore[no-any-return]
-    source = record.log_record
-    api_record = object.__new__(type(source))  # a shallow copy (copy.copy's generic path costs 3x more)
-    api_record.__dict__.update(source.__dict__)
-    api_record.context = _EMPTY_CONTEXT  # do not keep the emitter's spans and baggage alive
-    readable = ReadableLogRecord(
-        log_record=api_record,
-        resource=record.resource if record.resource is not None else Resource.get_empty(),
-        instrumentation_scope=record.instrumentation_scope,
-        limits=record.limits,
-    )
-    record.__dict__[_SHARED_COPY] = readable
-    return readable
-
-
-def _with_copied_body(record: ReadableLogRecord) -> ReadableLogRecord:
-    api_record = copy.copy(record.log_record)
-    api_record.body = copy.deepcopy(api_record.body)
-    return ReadableLogRecord(api_record, record.resource, record.instrumentation_scope, record.limits)
-
-
-def _export_once(exporter: LogRecordExporter, batch: Sequence[ReadableLogRecord]) -> tuple[bool, str]:
-    """One export call: (delivered, error). An exception is a failure; a None result counts as success."""
-    try:
-        result = exporter.export(batch)
-    except Exception as exc:
-        logger.debug("export to %r raised", exporter, exc_info=True)
-        return False, f"{type(exc).__name__}: {exc}"
-    if result is None or getattr(result, "name", None) == "SUCCESS":
-        return True, ""
-    return False, f"export returned {getattr(result, 'name', result)}"
-
-
-def _retry_after_seconds(exporter: object) -> float | None:
-    method = getattr(exporter, "retry_after_millis", None)
-    if method is None:
-        return None
-    try:
-        value = method() if callable(method) else method
-    except Exception:
-        logger.debug("retry_after_millis() of %r raised", exporter, exc_info=True)
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return None
-    return min(value / 1000.0, _MAX_RETRY_AFTER_SECONDS)
-
-
-def _looks_like_spool(path: str) -> bool:
-    """An empty or missing file, or one whose first line is a spool entry."""
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-    except FileNotFoundError:
-        return True
-    return not first or first.startswith(b'{"v":')
-
-
-def _decode_chunk(lines: Sequence[bytes], reason: str) -> list[ReadableLogRecord]:
-    records: list[ReadableLogRecord] = []
-    bad = 0
-    for line in lines:
-        try:
-            records.append(decode_record(line))
-        except (ValueError, TypeError, KeyError):
-            bad += 1
-    _stats.count_drop(reason, bad, detail="unreadable spool lines")
-    return records
-
-
-class UsageBatchProcessor(LogRecordProcessor):
+class UsageBatchProcessor(DeliveryWorker, LogRecordProcessor):
     """Delivers usage logs to one exporter: bounded queue, worker thread, retries, spill and re-send.
 
     Args:
@@ -350,7 +231,7 @@ class UsageBatchProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a usage log for the worker (O(1); never blocks, never raises); ignore other records."""
         if is_usage_log_record(log_record):
-            self._accept((_readable(log_record),))
+            self._accept((readable(log_record),))
 
     @never_raises("UsageBatchProcessor.on_emit")
     def accept_usage_records(self, records: Sequence[ReadableLogRecord]) -> None:
@@ -371,7 +252,7 @@ class UsageBatchProcessor(LogRecordProcessor):
         on_worker = ON_WORKER.get()  # the assembler may write to disk, the application's threads never
         with self._cond:
             for record in records:
-                size = _log_bytes(record.log_record.body)
+                size = log_bytes(record.log_record.body)
                 if len(queue) < self._max_queue_size and (
                     self._queue_bytes + size <= self._max_queue_bytes or not queue
                 ):
@@ -492,307 +373,3 @@ class UsageBatchProcessor(LogRecordProcessor):
             self._work_here()
         with handle_internal_errors("UsageBatchProcessor.shutdown"):
             self._exporter.shutdown()  # type: ignore[no-untyped-call]
-
-    def _work_here(self) -> None:
-        """The worker's final pass, on the caller's thread (no worker, or it could not be started)."""
-        with suppressed():
-            managed = _managed.set(True)
-            hidden = HIDDEN.set(True)
-            try:
-                with handle_internal_errors("UsageBatchProcessor.shutdown"):
-                    self._work(final=True)
-            finally:
-                HIDDEN.reset(hidden)
-                _managed.reset(managed)
-
-    def _abandon(self) -> None:
-        """Shutdown timed out with an export still running: keep or count everything else."""
-        with self._cond:
-            left = list(self._queue) + list(self._overflow)
-            self._queue.clear()
-            self._overflow.clear()
-            self._queue_bytes = self._overflow_bytes = 0
-            inflight = self._inflight
-        self._lose(left, "shutdown timed out", reason="shutdown_timeout")
-        _stats.count_drop(f"shutdown_timeout:{self.name}", inflight, detail="in an export still running at shutdown")
-
-    # --- the worker --------------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        HIDDEN.set(True)  # probes called by an exporter never produce usage logs (no feedback loop)
-        with suppressed():
-            managed = _managed.set(True)
-            try:
-                while not self._stopping:
-                    self._wake.wait(self._wait_seconds())
-                    self._wake.clear()
-                    if self._stopping:
-                        break
-                    try:
-                        self._work(final=False)
-                    except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
-                        internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
-                    _stats.flush_warnings()
-                with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
-                    self._work(final=True)
-            finally:
-                _managed.reset(managed)
-
-    def _wait_seconds(self) -> float:
-        delay = min(self._delay, DURABLE_DELAY_SECONDS) if self._durable else self._delay
-        if self._spool is not None and self._down:
-            return max(0.0, min(delay, self._not_before - time.monotonic()))
-        return delay
-
-    def _work(self, final: bool) -> None:
-        """Export the queue in batches, then drain the spool a chunk at a time between them.
-
-        In durable mode the queue is first written to the spool, and everything is exported from there.
-        The final pass (shutdown) drains the spool too while the shutdown deadline leaves time.
-        """
-        first = True
-        while True:
-            self._spill_overflow()
-            if self._durable:
-                rest = self._persist()
-                if rest:  # the spool is full or broken: deliver these from memory, as without durable mode
-                    self._inflight = len(rest)
-                    self._handle(rest)
-                if not self._drain_step():
-                    return
-                continue
-            batch = self._take(force=first or final)
-            first = False
-            if batch:
-                self._handle(batch)
-                continue
-            if not self._drain_step():
-                return
-
-    def _persist(self) -> list[ReadableLogRecord]:
-        """Durable mode: move everything queued to the spool; returns what the spool could not take."""
-        spool = self._spool
-        if spool is None:
-            return []
-        with self._cond:
-            records = list(self._overflow) + list(self._queue)
-            self._queue.clear()
-            self._overflow.clear()
-            self._queue_bytes = self._overflow_bytes = 0
-        if not records:
-            return []
-        try:
-            stored = spool.append([encode_record(r) for r in records], fsync=False)
-        except OSError as exc:
-            logger.debug("durable spool of %s cannot be written: %s", self.name, exc)
-            stored = 0
-        _stats.count(f"persisted:{self.name}", stored)
-        self._settle(stored, 0)
-        return records[stored:]
-
-    def _take(self, force: bool) -> list[ReadableLogRecord]:
-        with self._cond:
-            size = len(self._queue)
-            if size == 0:
-                self._urgent = False
-                return []
-            if not (force or self._urgent or size >= self._batch_size):
-                return []
-            batch = [self._queue.popleft() for _ in range(min(size, self._batch_size))]
-            self._queue_bytes = max(0, self._queue_bytes - sum(_log_bytes(r.log_record.body) for r in batch))
-            if not self._queue:
-                self._queue_bytes = 0
-            self._inflight = len(batch)
-            return batch
-
-    def _settle(self, n: int, failed: int) -> None:
-        with self._cond:
-            self._settled += n
-            self._failed += failed
-            self._cond.notify_all()
-
-    def _handle(self, batch: list[ReadableLogRecord]) -> None:
-        try:
-            self._handle_batch(batch)
-        finally:
-            self._inflight = 0
-
-    def _handle_batch(self, batch: list[ReadableLogRecord]) -> None:
-        if time.monotonic() < self._not_before:
-            if self._spool is not None:  # the sink is down: keep the batch until a probe succeeds
-                self._lose(batch, "the sink is down")
-                return
-            if not self._pause(self._not_before - time.monotonic()):  # the sink asked us to wait
-                self._lose(batch, "shutdown before the sink's retry-after delay ended", reason="shutdown_timeout")
-                return
-        delivered, error = self._deliver(batch)
-        if delivered:
-            _stats.count(f"exported:{self.name}", len(batch))
-            self._settle(len(batch), 0)
-            self._mark_up()
-            return
-        if self._spool is not None:
-            self._mark_down()
-        self._lose(batch, error)
-
-    def _deliver(self, batch: list[ReadableLogRecord]) -> tuple[bool, str]:
-        """Export with retries until success or the retry budget (or the shutdown deadline) is spent."""
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            delivered, error = self._attempt(batch)
-            if delivered:
-                return True, ""
-            attempt += 1
-            retry_after = _retry_after_seconds(self._exporter)
-            now = time.monotonic()
-            if retry_after is not None:
-                delay = retry_after
-                self._not_before = max(self._not_before, now + retry_after)
-            else:
-                backoff = min(_MAX_BACKOFF_SECONDS, _INITIAL_BACKOFF_SECONDS * 2 ** (attempt - 1))
-                delay = backoff / 2 + random.uniform(0, backoff / 2)
-            if now + delay > min(start + self._max_retry, self._deadline):
-                return False, error
-            logger.debug("export to %s failed (%s); retry %d in %.3fs", self.name, error, attempt, delay)
-            _stats.count(f"retried:{self.name}")
-            if not self._pause(delay):
-                return False, error
-
-    def _attempt(self, batch: list[ReadableLogRecord]) -> tuple[bool, str]:
-        records = [_with_copied_body(r) for r in batch] if self._copy_body else batch
-        return _export_once(self._exporter, records)
-
-    def _pause(self, seconds: float) -> bool:
-        """Wait, spilling overflow meanwhile; False when shutdown leaves no time for the whole wait."""
-        until = time.monotonic() + seconds
-        while True:
-            now = time.monotonic()
-            if now >= until:
-                return True
-            if until > self._deadline:
-                return False
-            self._wake.wait(until - now)
-            self._wake.clear()
-            self._spill_overflow()
-
-    def _mark_up(self) -> None:
-        self._down = False
-        self._probe_interval = self._delay
-
-    def _mark_down(self, retry_after: float | None = None) -> None:
-        self._down = True
-        wait = max(self._probe_interval, retry_after or 0.0)
-        self._not_before = max(self._not_before, time.monotonic() + wait)
-        self._probe_interval = min(self._probe_interval * 2, self._max_probe)
-
-    def _lose(self, records: list[ReadableLogRecord], error: str, reason: str = "export_failed") -> None:
-        """Records that were not delivered: into the spool, or counted as dropped for ``reason``."""
-        if not records:
-            return
-        if self._spool is None:
-            _stats.count_drop(f"{reason}:{self.name}", len(records), detail=error)
-        else:
-            _spill(self._spool, self.name, records, error)
-        self._settle(len(records), len(records))
-
-    def _spill_overflow(self) -> None:
-        if self._spool is None or not self._overflow:
-            return
-        with self._cond:
-            records = list(self._overflow)
-            self._overflow.clear()
-            self._overflow_bytes = 0
-        self._lose(records, "queue full")
-
-    def _drain_step(self) -> bool:
-        """Send the spool's oldest chunk once; True when something was delivered (go on draining)."""
-        spool = self._spool
-        now = time.monotonic()
-        if spool is None or now < self._not_before or now >= self._deadline:
-            return False
-        with spool.draining() as drainer:
-            if drainer is None:
-                if self._down:
-                    if os.path.exists(spool.path):  # another process is draining: look again later
-                        self._not_before = max(self._not_before, time.monotonic() + self._probe_interval)
-                    else:  # nothing to probe with: the next batch is tried normally
-                        self._mark_up()
-                return False
-            return self._send_chunk(drainer)
-
-    def _send_chunk(self, drainer: Drainer) -> bool:
-        chunk = drainer.read(self._batch_size)
-        if chunk is None:
-            if self._down:
-                self._mark_up()
-            return False
-        records = _decode_chunk(chunk.lines, f"spool_corrupt:{self.name}")
-        if records:
-            delivered, error = self._attempt(records)
-            if not delivered:
-                self._mark_down(_retry_after_seconds(self._exporter))
-                logger.debug("spool of %s still cannot be delivered: %s", self.name, error)
-                return False
-            _stats.count(f"exported:{self.name}", len(records))
-        drainer.commit(chunk)
-        self._mark_up()
-        return True
-
-
-def replay(
-    spool_dir_or_file: str | os.PathLike[str],
-    exporter: LogRecordExporter,
-    *,
-    delete: bool = True,
-    max_export_batch_size: int = REPLAY_BATCH_SIZE.default,
-) -> int:
-    """Re-send a spool (a spool file, or every ``*.jsonl`` spool in a directory) to ``exporter``.
-
-    Oldest first, in batches, one attempt each; the first failure stops that file and keeps the rest of
-    it. Waits for an automatic drain of the same spool by a running processor to finish its chunk.
-
-    Args:
-        spool_dir_or_file: a spool directory or one of its files.
-        exporter: any ``LogRecordExporter``, the SDK's OTLP one included.
-        delete: remove what was delivered from the spool; with False the spool is left as it is (and a
-            later drain or replay sends the same logs again).
-        max_export_batch_size: logs per export call.
-
-    Returns:
-        How many usage logs were delivered.
-
-    Raises:
-        FileNotFoundError: ``spool_dir_or_file`` does not exist.
-        ValueError: ``max_export_batch_size`` is not a positive integer.
-    """
-    if not os.path.exists(spool_dir_or_file):
-        raise FileNotFoundError(f"no spool at {os.fspath(spool_dir_or_file)!r}")
-    batch_size = REPLAY_BATCH_SIZE.resolve(max_export_batch_size)
-    delivered = 0
-    with suppressed():
-        managed = _managed.set(True)
-        try:
-            for path in spool_files(spool_dir_or_file):
-                if not _looks_like_spool(path):
-                    logger.warning("replay: %s is not a spool file; left as it is", path)
-                    continue
-                reason = f"spool_corrupt:{os.path.basename(path)[: -len('.jsonl')] or 'spool'}"
-                with Spool(path, DEFAULT_SPOOL_MAX_BYTES).draining(blocking=True) as drainer:
-                    assert drainer is not None
-                    start: int | None = None
-                    while (chunk := drainer.read(batch_size, start)) is not None:
-                        records = _decode_chunk(chunk.lines, reason)
-                        if records:
-                            ok, error = _export_once(exporter, records)
-                            if not ok:
-                                logger.warning("replay of %s stopped: %s", path, error)
-                                break
-                            delivered += len(records)
-                        if delete:
-                            drainer.commit(chunk)
-                        else:
-                            start = chunk.end
-        finally:
-            _managed.reset(managed)
-    return delivered

@@ -26,7 +26,8 @@ from opentelemetry.sdk.resources import Resource
 from otel_usage import environment_variables as ev
 from otel_usage import stats
 from otel_usage._schema import USAGE_LOG_EVENT, usage_log_of
-from otel_usage.exporters._delivery import UsageBatchProcessor, replay
+from otel_usage.exporters._delivery import UsageBatchProcessor
+from otel_usage.exporters._replay import replay
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 pytestmark = pytest.mark.usefixtures("clean_stats")

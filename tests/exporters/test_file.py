@@ -17,7 +17,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from otel_usage import environment_variables as ev
 from otel_usage import stats
 from otel_usage._schema import USAGE_LOG_EVENT
-from otel_usage.exporters._delivery import replay
+from otel_usage.exporters._replay import replay
 from otel_usage.exporters.file import FileUsageExporter
 from otel_usage.exporters.memory import InMemoryUsageExporter
 from tests.exporters.conftest import make_log

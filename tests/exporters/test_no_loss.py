@@ -28,7 +28,8 @@ from otel_usage._pipeline import UsagePipeline, apply_settings
 from otel_usage._runtime import RUNTIME
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import USAGE_LOG_EVENT, usage_log_of
-from otel_usage.exporters._delivery import UsageBatchProcessor, replay
+from otel_usage.exporters._delivery import UsageBatchProcessor
+from otel_usage.exporters._replay import replay
 from otel_usage.exporters.file import FileUsageExporter
 from otel_usage.exporters.memory import InMemoryUsageExporter
 from otel_usage.exporters.sql import SqlUsageExporter

@@ -601,7 +601,7 @@ def test_failure_under_the_sdk_processor_is_spilled_for_replay(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, exporter_factory: Any, clean_stats: None
 ) -> None:
     """Under the SDK's own processor (which discards failed batches) a failed batch goes to the spool."""
-    from otel_usage.exporters._delivery import replay
+    from otel_usage.exporters._replay import replay
 
     spool = tmp_path / "spool"
     monkeypatch.setenv("OTEL_USAGE_SPOOL_DIR", str(spool))
