@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from otel_usage._levels import Level
+from otel_usage._warnings import RateLimitedLog
 
 __all__ = ["Boolean", "Choice", "Integer", "Names", "Setting", "Text", "WARNED", "read_variable", "warn_ignored"]
 
@@ -34,7 +35,7 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
 #: (variable, value) pairs already reported: a bad value is one warning per process.
-WARNED: set[tuple[str, str]] = set()
+WARNED = RateLimitedLog(None)
 
 
 def read_variable(name: str) -> str | None:
@@ -47,9 +48,8 @@ def read_variable(name: str) -> str | None:
 
 def warn_ignored(name: str, value: str, default: object, why: str) -> None:
     """One warning (per process and ``(name, value)``) that the variable's value is ignored for ``default``."""
-    if (name, value) in WARNED or len(WARNED) > 1000:
+    if not WARNED.allow((name, value)):
         return
-    WARNED.add((name, value))
     shown = default.name if isinstance(default, Level) else repr(default)
     logger.warning("otel_usage: ignoring %s=%r (%s); using the default %s", name, value, why, shown)
 
