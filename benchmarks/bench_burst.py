@@ -164,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
         whole = result["made"] == result["file_lines"] == result["file_distinct"] == result["sqlite_rows"]
         whole = whole and result["sqlite_rows"] == result["sqlite_distinct"] and not result["dropped"]
         ok = ok and whole
-        print(f"{scenario}: made {result['made']}, file {result['file_lines']} ({result['file_distinct']} distinct), "
-              f"sqlite {result['sqlite_rows']} ({result['sqlite_distinct']} distinct), dropped {result['dropped']}, "
-              f"spooled {result['spooled']}, backpressure pauses {result['pauses']}: {'PASS' if whole else 'FAIL'}")
-        print(f"  produced in {result['produce_s']} s, all in both sinks after {result['delivered_s']} s; "
-              f"peak RSS {result['peak_rss_mb']} MB; CPU per call: application threads "
-              f"{result['caller_cpu_us_per_call']} us, whole process {result['process_cpu_us_per_call']} us")
+        print(
+            f"{scenario}: made {result['made']}, file {result['file_lines']} ({result['file_distinct']} distinct), "
+            f"sqlite {result['sqlite_rows']} ({result['sqlite_distinct']} distinct), dropped {result['dropped']}, "
+            f"spooled {result['spooled']}, backpressure pauses {result['pauses']}: {'PASS' if whole else 'FAIL'}"
+        )
+        print(
+            f"  produced in {result['produce_s']} s, all in both sinks after {result['delivered_s']} s; "
+            f"peak RSS {result['peak_rss_mb']} MB; CPU per call: application threads "
+            f"{result['caller_cpu_us_per_call']} us, whole process {result['process_cpu_us_per_call']} us"
+        )
         print("  " + json.dumps(result["series (s, RSS MB, spans queued, file queue, sql queue)"]))
     return 0 if ok else 1
 

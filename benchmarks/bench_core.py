@@ -199,7 +199,7 @@ def bench_p3(traces_per_thread: int, threads: int = 8) -> dict[str, float]:
     def root(i: int, tag: str, ratio: float) -> int:
         return sum(leaf(j, tag, ratio) for j in range(9))
 
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     pipeline, sink = usage_pipeline()
     root(0, "warm", 0.5)
     pipeline.force_flush()
@@ -279,24 +279,30 @@ def main(argv: list[str] | None = None) -> int:
     p1 = bench_p1(rounds, n)
     for i, what in enumerate(("caller wall time", "caller-thread CPU", "whole-process CPU")):
         r1 = target(p1["probe"][i], p1["sdk_span"][i])
-        print(f"P1 {what}/call: recorded probe {p1['probe'][i] / 1000:.2f} us vs SDK span+BSP "
-              f"{p1['sdk_span'][i] / 1000:.2f} us: ratio {r1:.2f} (target <= 1.0) {'PASS' if r1 <= 1.0 else 'FAIL'}")
+        print(
+            f"P1 {what}/call: recorded probe {p1['probe'][i] / 1000:.2f} us vs SDK span+BSP "
+            f"{p1['sdk_span'][i] / 1000:.2f} us: ratio {r1:.2f} (target <= 1.0) {'PASS' if r1 <= 1.0 else 'FAIL'}"
+        )
 
     p2 = bench_p2(rounds, n * 10)
     over_probe = p2["filtered_probe"] - p2["bare"]
     over_wrapt = p2["wrapt_passthrough"] - p2["bare"]
     r2 = target(over_probe, over_wrapt)
-    print(f"P2 filtered probe +{over_probe:.0f} ns vs wrapt pass-through +{over_wrapt:.0f} ns over a bare call "
-          f"({p2['bare']:.0f} ns): ratio {r2:.2f} (target <= 0.5) {'PASS' if r2 <= 0.5 else 'FAIL'}; "
-          f"whole-call ratio {target(p2['filtered_probe'], p2['wrapt_passthrough']):.2f}")
+    print(
+        f"P2 filtered probe +{over_probe:.0f} ns vs wrapt pass-through +{over_wrapt:.0f} ns over a bare call "
+        f"({p2['bare']:.0f} ns): ratio {r2:.2f} (target <= 0.5) {'PASS' if r2 <= 0.5 else 'FAIL'}; "
+        f"whole-call ratio {target(p2['filtered_probe'], p2['wrapt_passthrough']):.2f}"
+    )
 
     p3 = bench_p3(250 if args.quick else 1000)
     r3 = target(p3["assembler_cpu_per_trace_us"], p3["caller_cpu_per_trace_us"])
     ok3 = p3["dropped"] == 0 and r3 <= 0.5 and p3["delivered"] == p3["traces"]
-    print(f"P3 {p3['traces']:.0f} traces of 10 probes from 8 threads: delivered {p3['delivered']:.0f}, "
-          f"dropped {p3['dropped']:.0f}; caller CPU {p3['caller_cpu_per_trace_us']:.1f} us/trace, assembler CPU "
-          f"{p3['assembler_cpu_per_trace_us']:.1f} us/trace: ratio {r3:.2f} (target <= 0.5) "
-          f"{'PASS' if ok3 else 'FAIL'}; {p3['traces_per_s']:.0f} traces/s")
+    print(
+        f"P3 {p3['traces']:.0f} traces of 10 probes from 8 threads: delivered {p3['delivered']:.0f}, "
+        f"dropped {p3['dropped']:.0f}; caller CPU {p3['caller_cpu_per_trace_us']:.1f} us/trace, assembler CPU "
+        f"{p3['assembler_cpu_per_trace_us']:.1f} us/trace: ratio {r3:.2f} (target <= 0.5) "
+        f"{'PASS' if ok3 else 'FAIL'}; {p3['traces_per_s']:.0f} traces/s"
+    )
 
     p6 = bench_p6(2000 if args.quick else 10000)
     b6 = p6["bytes_per_span"]

@@ -88,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"durable delivery, {rounds} rounds of {n} calls, file sink; medians per call")
     for i, what in ((0, "caller wall time"), (2, "whole-process CPU")):
         extra = (med["disk"][i] - med["memory"][i]) / 1000
-        print(f"  {what}: memory {med['memory'][i] / 1000:.2f} us, disk {med['disk'][i] / 1000:.2f} us: "
-              f"+{extra:.2f} us per log, ratio {med['disk'][i] / med['memory'][i]:.2f}")
-    print(f"  logs in the files: {counts} (expected {rounds * n} each); persisted to the spool: "
-          f"{stats.get('persisted:file_disk', 0)}; dropped {stats['dropped']}")
+        print(
+            f"  {what}: memory {med['memory'][i] / 1000:.2f} us, disk {med['disk'][i] / 1000:.2f} us: "
+            f"+{extra:.2f} us per log, ratio {med['disk'][i] / med['memory'][i]:.2f}"
+        )
+    print(
+        f"  logs in the files: {counts} (expected {rounds * n} each); persisted to the spool: "
+        f"{stats.get('persisted:file_disk', 0)}; dropped {stats['dropped']}"
+    )
     return 0 if all(c == rounds * n for c in counts.values()) and not stats["dropped"] else 1
 
 

@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                     made += 1
                 time.sleep(0.002)
             s = otel_usage.stats()
-            print(f"after '{phase}' ({seconds:.0f} s): made {made}, exported {s.get('exported:sql', 0)}, "
-                  f"spooled {s.get('spooled:sql', 0)}, retried {s.get('retried:sql', 0)}, "
-                  f"queue {s.get('export_queue_sql', 0)}, spool bytes {s.get('spool_bytes_sql', 0)}")
+            print(
+                f"after '{phase}' ({seconds:.0f} s): made {made}, exported {s.get('exported:sql', 0)}, "
+                f"spooled {s.get('spooled:sql', 0)}, retried {s.get('retried:sql', 0)}, "
+                f"queue {s.get('export_queue_sql', 0)}, spool bytes {s.get('spool_bytes_sql', 0)}"
+            )
         flushed = otel_usage.force_flush(300_000)
         caught_up = time.monotonic() - restarted
         stats = otel_usage.stats()
@@ -81,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.cleanup()
     whole = made == rows == distinct and not stats["dropped"]
-    print(f"outage of {args.down:.0f} s at {args.rate:.0f} calls/s, default settings: made {made}, stored {rows} "
-          f"({distinct} distinct), dropped {stats['dropped']}, spooled {stats.get('spooled:sql', 0)}, "
-          f"export failures {stats.get('sql_export_failures', 0)}, flushed {flushed}, everything stored "
-          f"{caught_up:.1f} s after the restart: {'PASS' if whole else 'FAIL'}")
+    print(
+        f"outage of {args.down:.0f} s at {args.rate:.0f} calls/s, default settings: made {made}, stored {rows} "
+        f"({distinct} distinct), dropped {stats['dropped']}, spooled {stats.get('spooled:sql', 0)}, "
+        f"export failures {stats.get('sql_export_failures', 0)}, flushed {flushed}, everything stored "
+        f"{caught_up:.1f} s after the restart: {'PASS' if whole else 'FAIL'}"
+    )
     return 0 if whole else 1
 
 

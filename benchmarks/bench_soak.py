@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     otel_usage.force_flush(120_000)
     capacity = (delivered() - before) / (time.monotonic() - start)
     rate = capacity * args.fraction
-    print(f"calibration: {made} calls in {args.calibrate:.0f} s, delivered to both sinks at {capacity:.0f}/s "
-          f"(including the flush); soak at {rate:.0f} calls/s for {args.seconds:.0f} s")
+    print(
+        f"calibration: {made} calls in {args.calibrate:.0f} s, delivered to both sinks at {capacity:.0f}/s "
+        f"(including the flush); soak at {rate:.0f} calls/s for {args.seconds:.0f} s"
+    )
     print(" t (s) | RSS MB | spans queued | file queue | sql queue | spool KB | made | in both sinks")
     start = time.monotonic()
     next_report = 10.0
@@ -86,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             s = otel_usage.stats()
             peak = max(peak, rss_mb())
             spool = sum(v for k, v in s.items() if k.startswith("spool_bytes_"))
-            print(f" {elapsed:5.0f} | {rss_mb():6.1f} | {s.get('spans_queued', 0):12d} | "
-                  f"{s.get('export_queue_file', 0):10d} | {s.get('export_queue_sql', 0):9d} | {spool // 1024:8d} | "
-                  f"{made:7d} | {delivered()}")
+            print(
+                f" {elapsed:5.0f} | {rss_mb():6.1f} | {s.get('spans_queued', 0):12d} | "
+                f"{s.get('export_queue_file', 0):10d} | {s.get('export_queue_sql', 0):9d} | {spool // 1024:8d} | "
+                f"{made:7d} | {delivered()}"
+            )
             next_report += 10.0
         time.sleep(0.001)
     flushed = otel_usage.force_flush(120_000)
@@ -99,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT count(*) FROM usage_logs").fetchone()[0]
     whole = made == lines == rows and not s["dropped"]
-    print(f"soak: {soak_made} calls at {soak_made / args.seconds:.0f}/s; made {made} in all, file {lines}, "
-          f"sqlite {rows}, dropped {s['dropped']}, flushed {flushed}, peak RSS {peak:.1f} MB: "
-          f"{'PASS' if whole else 'FAIL'}")
+    print(
+        f"soak: {soak_made} calls at {soak_made / args.seconds:.0f}/s; made {made} in all, file {lines}, "
+        f"sqlite {rows}, dropped {s['dropped']}, flushed {flushed}, peak RSS {peak:.1f} MB: "
+        f"{'PASS' if whole else 'FAIL'}"
+    )
     return 0 if whole else 1
 
 

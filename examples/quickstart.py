@@ -1,6 +1,6 @@
 """Quickstart: probes, info and data become one usage log per unit of work, printed to the console.
 
-    pip install -e . && python examples/quickstart.py
+pip install -e . && python examples/quickstart.py
 """
 
 from __future__ import annotations

@@ -9,15 +9,8 @@ otel_usage.configure()            # from OTEL_USAGE_* variables; explicit argume
 def add_item(cart, item_id, qty=1): ...
 """
 
-from otel_usage._chain import (
-    DropUsageLog,
-    UsageProcessor,
-    allow_events,
-    allow_functions,
-    block_events,
-    block_functions,
-)
 from otel_usage._context import add_data, add_info, get_info, usage_context
+from otel_usage._counters import stats
 from otel_usage._events import event
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
 from otel_usage._log_lines import UsageLogHandler, log
@@ -27,9 +20,16 @@ from otel_usage._processor import UsageSpanProcessor
 from otel_usage._represent import register_representation
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
-from otel_usage._stats import stats
 from otel_usage._timers import timer
 from otel_usage._transaction import transaction
+from otel_usage._usage_processors import (
+    DropUsageLog,
+    UsageProcessor,
+    allow_events,
+    allow_functions,
+    block_events,
+    block_functions,
+)
 from otel_usage.exporters._replay import replay
 from otel_usage.version import __version__
 

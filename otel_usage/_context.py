@@ -41,7 +41,7 @@ from urllib.parse import quote_plus
 
 from opentelemetry import baggage, context, trace
 
-from otel_usage import _serialize, _stats
+from otel_usage import _counters, _serialize
 from otel_usage._info_codec import encode_info_value
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
 from otel_usage._schema import RECORD_KEYS, RESERVED_KEYS
@@ -101,7 +101,7 @@ def _prepared(key: str, value: Any) -> tuple[Any, str] | None:
     if (len(key) + len(encoded)) * 12 + 1 > _MAX_PAIR_BYTES and (
         len(quote_plus(key)) + 1 + len(quote_plus(encoded)) > _MAX_PAIR_BYTES
     ):
-        _stats.count_drop("info_oversize", detail=f"info key {key!r}")
+        _counters.count_drop("info_oversize", detail=f"info key {key!r}")
         return None
     return clean, encoded
 
@@ -119,7 +119,7 @@ def add_info(key: str, value: Any) -> None:
         entry = current_entry()
         if not is_recorded(entry):
             _warn_once("info", key, "otel_usage: add_info(%r) outside a recorded unit of work was ignored")
-            _stats.count_drop("info_outside_unit_of_work")
+            _counters.count_drop("info_outside_unit_of_work")
             return
         prepared = _prepared(key, value)
         if prepared is None:
@@ -160,12 +160,12 @@ def add_data(key: str, value: Any, depth: int | None = None) -> None:
         entry = current_entry()
         if not is_recorded(entry):
             _warn_once("data", key, "otel_usage: add_data(%r) outside a recorded call was ignored")
-            _stats.count_drop("data_outside_unit_of_work")
+            _counters.count_drop("data_outside_unit_of_work")
             return
         target = _ancestor(entry, depth)
         if target is None:
             _warn_once("depth", f"{key}:{depth}", f"otel_usage: add_data(%r, depth={depth}) names no ancestor; ignored")
-            _stats.count_drop("data_bad_depth")
+            _counters.count_drop("data_bad_depth")
             return
         target.add_data(key, _serialize.serialize_named(key, value))
     except Exception as exc:  # noqa: BLE001

@@ -44,9 +44,9 @@ def raise_internal_errors() -> bool:
 
 def internal_error(exc: BaseException, where: str) -> None:
     """Record an internal error caught at ``where``; re-raise it when :data:`RAISE` is set."""
-    from otel_usage import _stats
+    from otel_usage import _counters
 
-    _stats.count("internal_errors")
+    _counters.count("internal_errors")
     if raise_internal_errors():
         raise exc
     if not _logged.allow(f"{where}:{type(exc).__name__}:{exc}"):

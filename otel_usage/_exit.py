@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._config import DEBUG, EXIT_TIMEOUT_MILLIS
 from otel_usage._fork import at_fork
 
@@ -107,7 +107,7 @@ def _at_exit() -> None:
             return
         timeout = exit_timeout_millis()
         unfinished = pipeline.shutdown(timeout)
-        line = exit_summary(_stats.stats(), unfinished, timeout)
+        line = exit_summary(_counters.stats(), unfinished, timeout)
         if line:
             logger.warning("%s", line)
     except Exception as exc:  # never raise at the application's exit

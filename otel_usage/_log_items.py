@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._context import current_entry, is_recorded
 from otel_usage._record import DISCARDED, OPEN, WAITING
 from otel_usage._runtime import HIDDEN, LEVEL_ATTR
@@ -39,7 +39,7 @@ def append_item(root: Any, field: str, item: Any) -> bool:
     state = root.state
     if state != OPEN and state != WAITING:
         if state != DISCARDED:
-            _stats.count_drop(f"late_{_KINDS[field]}")
+            _counters.count_drop(f"late_{_KINDS[field]}")
         return False
     items = getattr(root, field)
     if items is None:
@@ -49,7 +49,7 @@ def append_item(root: Any, field: str, item: Any) -> bool:
                 items = []
                 setattr(root, field, items)
     if len(items) >= MAX_ITEMS_PER_LOG:
-        _stats.count_drop(f"{_KINDS[field]}s_per_log")
+        _counters.count_drop(f"{_KINDS[field]}s_per_log")
         return False
     items.append(item)
     return True

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_usage import _serialize, _stats
+from otel_usage import _counters, _serialize
 from otel_usage._context import add_info
 from otel_usage._errors import internal_error
 from otel_usage._log_items import append_item, root_here
@@ -72,13 +72,13 @@ class _LogLines:
                 try:
                     level = int(level)
                 except (TypeError, ValueError):
-                    _stats.count_drop("log_line_bad_level", detail=type(level).__name__)
+                    _counters.count_drop("log_line_bad_level", detail=type(level).__name__)
                     return
             if level > VERBOSITY.value:
                 return
             root = root_here()
             if root is None:
-                _stats.count_drop("log_line_outside_unit_of_work")
+                _counters.count_drop("log_line_outside_unit_of_work")
                 return
             text = message() if callable(message) else message
             line: tuple[Any, ...] = (time.time_ns(), level, str(text))

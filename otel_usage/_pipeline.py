@@ -29,14 +29,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_usage._chain import UsageProcessor
+from otel_usage._assembly import LogEmitter
 from otel_usage._config import SDK_DISABLED, CoreSettings
 from otel_usage._exit import register_exit_flush
-from otel_usage._log import LogEmitter
 from otel_usage._processor import UsageSpanProcessor
 from otel_usage._resolve import build_exporter, exporters_from_env, resolve_sampler
 from otel_usage._runtime_state import STATE
 from otel_usage._sampling import adopt_sampler_argument
+from otel_usage._usage_processors import UsageProcessor
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 __all__ = ["PendingPipeline", "UsagePipeline", "configure", "force_flush", "get_pipeline", "shutdown"]
@@ -341,9 +341,9 @@ class PendingPipeline:
         if emitter is not None:
             emitter(root)
         else:  # only a unit of work that ended before complete(): nothing can send it anywhere
-            from otel_usage import _stats
+            from otel_usage import _counters
 
-            _stats.count_drop("no_pipeline")
+            _counters.count_drop("no_pipeline")
 
     def _emit_many(self, roots: Any) -> None:
         emitter = self._emitter

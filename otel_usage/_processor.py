@@ -4,7 +4,7 @@
 block on I/O and never raise. Each span is kept as a small :class:`Entry` (a slotted object, no
 ``ReadableSpan``), grouped by its **local root** (a span whose parent is absent, remote, or not
 buffered by this processor). When the local root has ended and every child it started has ended, the
-root is queued; a worker thread assembles the log (:mod:`otel_usage._log`) and emits it.
+root is queued; a worker thread assembles the log (:mod:`otel_usage._assembly`) and emits it.
 
 Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``otel_usage.stats()``:
 
@@ -47,7 +47,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._config import DURABILITY, CoreSettings
 from otel_usage._errors import internal_error, never_raises
 from otel_usage._fork import after_fork_in_child
@@ -117,7 +117,7 @@ class UsageSpanProcessor(SpanProcessor):
         self._last_age_scan = time.monotonic()
         self._resource: object = None
         self._service: str | None = None
-        _stats.register_gauge("", self, UsageSpanProcessor._gauges)
+        _counters.register_gauge("", self, UsageSpanProcessor._gauges)
         after_fork_in_child(self._reset_after_fork)
 
     # --- settings --------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class UsageSpanProcessor(SpanProcessor):
                 setattr(span, ENTRY_ATTR, entry)
                 return
         setattr(span, ENTRY_ATTR, skip)
-        _stats.count_drop(skip.reason)
+        _counters.count_drop(skip.reason)
 
     def _start_root(
         self,
@@ -257,7 +257,7 @@ class UsageSpanProcessor(SpanProcessor):
                 self._live[span_id] = root
         if skip is not None:
             setattr(span, ENTRY_ATTR, skip)
-            _stats.count_drop(skip.reason)
+            _counters.count_drop(skip.reason)
             return
         setattr(span, ENTRY_ATTR, root)
         if self._worker is None:
@@ -310,7 +310,7 @@ class UsageSpanProcessor(SpanProcessor):
 
     def _late(self, span_id: int) -> None:
         if self._unfinished and self._unfinished.pop(span_id, False):
-            _stats.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
+            _counters.count_drop(_SKIP_LATE.reason)  # a child whose log was emitted without its end
 
     def _close(self, entry: Entry, resource: Any) -> None:
         """The span of ``entry`` has ended: settle its root's bookkeeping, queue the root when it is done."""
@@ -344,7 +344,7 @@ class UsageSpanProcessor(SpanProcessor):
                     self._ready.append(root)
                     self._backlog += len(root.entries)
         if late:
-            _stats.count_drop(_SKIP_LATE.reason)
+            _counters.count_drop(_SKIP_LATE.reason)
         elif ready:
             if self._worker is None:
                 self._ensure_worker()
@@ -356,7 +356,7 @@ class UsageSpanProcessor(SpanProcessor):
     def _pause(self) -> None:
         """Back-pressure: wait (bounded) until the assembler has worked the backlog down to an eighth."""
         low = self._settings.max_queued_spans // 8
-        _stats.count("backpressure_pauses")
+        _counters.count("backpressure_pauses")
         with self._space:
             self._paused += 1
             try:
@@ -390,7 +390,7 @@ class UsageSpanProcessor(SpanProcessor):
             for item in root.entries:
                 self._live.pop(item.span_id, None)
             root.entries = []
-        _stats.count("logs_discarded")
+        _counters.count("logs_discarded")
         return True
 
     # --- worker ---------------------------------------------------------------------------
@@ -416,7 +416,7 @@ class UsageSpanProcessor(SpanProcessor):
                 self._wake.wait(min(delay, DURABLE_DELAY_SECONDS) if self._durable else delay)
                 self._wake.clear()
                 self._drain(final=False)
-                _stats.flush_warnings()
+                _counters.flush_warnings()
 
     def _collect(self, final: bool) -> list[Root]:
         """Take what is ready to be emitted: finished roots, roots past their grace or age."""
@@ -461,11 +461,11 @@ class UsageSpanProcessor(SpanProcessor):
                     chunk = batch[start : start + EMIT_CHUNK]
                     for root in chunk:
                         if root.end_ns == 0:
-                            _stats.count_drop(
+                            _counters.count_drop(
                                 "shutdown_unfinished" if final else "log_age", detail="emitted as unfinished"
                             )
                         elif root.pending:
-                            _stats.count("logs_with_unfinished_children")
+                            _counters.count("logs_with_unfinished_children")
                     try:
                         self._emit_many(chunk)
                     except Exception as exc:  # noqa: BLE001

@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_usage import _pipeline
-from otel_usage._chain import UsageProcessor
 from otel_usage._config import CoreSettings
 from otel_usage._pipeline import UsagePipeline
 from otel_usage._runtime_state import STATE
 from otel_usage._sampling import LevelSampler
+from otel_usage._usage_processors import UsageProcessor
 from otel_usage.exporters.memory import InMemoryUsageExporter
 
 __all__ = ["CapturedUsage", "capture_usage", "usage_capture"]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._context import per_call
 from otel_usage._errors import internal_error
 from otel_usage._log_items import append_item, root_here
@@ -35,7 +35,7 @@ class timer(contextlib.ContextDecorator):
         try:
             root = root_here()
             if root is None:
-                _stats.count_drop("timer_outside_unit_of_work")
+                _counters.count_drop("timer_outside_unit_of_work")
             else:
                 record = [self.name, time.time_ns(), 0]
                 if not append_item(root, "timers", record):

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import Link
 
-from otel_usage import _serialize, _stats
+from otel_usage import _counters, _serialize
 from otel_usage._context import is_recorded
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
@@ -81,7 +81,7 @@ class transaction:
             if is_recorded(entry) and self.data:
                 for key, value in self.data.items():
                     if not isinstance(key, str) or not key or key in RESERVED_KEYS:
-                        _stats.count_drop("transaction_bad_info_key", detail=repr(key))
+                        _counters.count_drop("transaction_bad_info_key", detail=repr(key))
                         continue
                     entry.add_info(key, _serialize.serialize_named(key, value))
             if exc is not None:

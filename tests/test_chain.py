@@ -59,7 +59,7 @@ def test_processors_run_in_order():
 
 def test_drop_usage_log():
     """Raising DropUsageLog drops the log and counts it."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     def drop_health(log):
         if log["data"][0]["function"].endswith("health"):
@@ -74,7 +74,7 @@ def test_drop_usage_log():
 
 def test_failing_processor_is_skipped_and_its_partial_changes_discarded():
     """A processor that raises is skipped: the log goes on as it was before it, never lost."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     def broken(log):
         log["half"] = True

@@ -147,7 +147,7 @@ def test_baggage_encoding_round_trips_through_the_wire(value):
 
 def test_oversize_info_value_is_refused_and_counted():
     """An info value too large for baggage is refused with a warning and counted."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     @traced_usage
     def f():

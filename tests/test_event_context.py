@@ -601,7 +601,7 @@ KINDS = [
 @pytest.mark.parametrize(("emit", "field", "kind"), KINDS)
 def test_items_after_their_log_was_emitted_are_counted_not_kept(emit, field, kind):
     """Code still running with a unit of work's context after its log left: counted as late, never raised."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     holder = {}
 
     @traced_usage
@@ -623,7 +623,7 @@ def test_items_per_log_are_bounded_and_counted(emit, field, kind):
     """One unit of work cannot grow without bound: items beyond the cap are counted, the first ones kept."""
     from otel_usage._log_items import MAX_ITEMS_PER_LOG
 
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     @traced_usage
     def root():

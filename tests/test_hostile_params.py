@@ -31,7 +31,7 @@ from opentelemetry import baggage
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from otel_usage import _stats, add_data, add_info, traced_usage
+from otel_usage import _counters, add_data, add_info, traced_usage
 from otel_usage._capture import ParamCapture
 from otel_usage._redact import Redactor
 from otel_usage._serialize import SerializeLimits, get_policy, serialize, set_policy
@@ -434,7 +434,7 @@ def run_hostile_calls(tmp_path: Path, limits: dict[str, int], examples: int, per
     """
     path = tmp_path / "usage.jsonl"
     counts = {"values": 0, "calls": 0}
-    _stats.reset()
+    _counters.reset()
     with capture_usage(**limits) as usage:
         exporter = FileUsageExporter(path)
         usage.pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
@@ -472,7 +472,7 @@ def run_hostile_calls(tmp_path: Path, limits: dict[str, int], examples: int, per
         one_call()
     # Leaving the block shuts the pipeline down: the assembler is joined, then the exporter flushed and closed.
     lines = read_lines(path)
-    assert len(lines) == counts["calls"], _stats.stats()  # one log per call: nothing lost
+    assert len(lines) == counts["calls"], _counters.stats()  # one log per call: nothing lost
     limits_in_force = SerializeLimits(
         *(limits.get(f"param_{name}", default) for name, default in (("max_depth", 6), ("max_length", 1024),
                                                                      ("max_items", 100), ("max_size", 8192)))
@@ -484,7 +484,7 @@ def run_hostile_calls(tmp_path: Path, limits: dict[str, int], examples: int, per
         assert outer["function"].endswith("target") and child["function"].endswith("inner")
         for value in [*outer["params"].values(), outer["return"], outer["hostile"], child["params"]["value"]]:
             assert len(json.dumps(value, ensure_ascii=False)) <= bound
-    snapshot = _stats.stats()
+    snapshot = _counters.stats()
     assert snapshot.get("internal_errors", 0) == 0
     assert "unserializable:file" not in snapshot  # the file exporter never had to clean up after us
     assert set(snapshot["dropped"]) <= {"info_oversize"}  # an info value too big for baggage: counted
@@ -601,7 +601,7 @@ def test_lone_surrogate_parameter_is_stored_in_sqlite(tmp_path: Path) -> None:
     rejected by SQLite: it is stored, readable back."""
     name = os.fsdecode(b"report-\xff.csv")
     url = f"sqlite:///{tmp_path / 'usage.db'}"
-    _stats.reset()
+    _counters.reset()
     with capture_usage() as usage:
         exporter = SqlUsageExporter(url)
         usage.pipeline.add_exporter(exporter, SimpleLogRecordProcessor(exporter))
@@ -610,7 +610,7 @@ def test_lone_surrogate_parameter_is_stored_in_sqlite(tmp_path: Path) -> None:
     (log,) = reader.get_usage()
     reader.shutdown()
     assert log["data"][0]["params"] == {"value": "report-\\udcff.csv"}
-    assert _stats.stats()["dropped"] == {}
+    assert _counters.stats()["dropped"] == {}
 
 
 def test_class_names_in_markers_are_cut() -> None:

@@ -11,7 +11,7 @@ import tracemalloc
 
 from opentelemetry import trace
 
-from otel_usage import _stats, traced_usage
+from otel_usage import _counters, traced_usage
 from otel_usage.testing import capture_usage
 
 CHILDREN = 100_000
@@ -26,7 +26,7 @@ def child(i: int) -> int:
 def test_a_root_that_never_ends_keeps_memory_bounded_under_endless_children() -> None:
     """100 000 child probes under one open root: the buffer holds max_records_per_log records, no more;
     the rest are counted as records_per_log."""
-    _stats.reset()
+    _counters.reset()
     grown: list[int] = []
 
     @traced_usage(name="mem.endless")
@@ -48,13 +48,13 @@ def test_a_root_that_never_ends_keeps_memory_bounded_under_endless_children() ->
     assert grown[0] < 256 * 1024, f"{grown[0]} bytes kept for spans that were not recorded"
     assert len(log["data"]) == 1000
     assert log["truncated"] == {"records": 1000 + CHILDREN - 999}
-    assert _stats.stats()["dropped"]["records_per_log"] == 1000 + CHILDREN - 999
+    assert _counters.stats()["dropped"]["records_per_log"] == 1000 + CHILDREN - 999
 
 
 def test_roots_whose_children_never_finish_release_them_and_count_every_root() -> None:
     """20 000 roots each leaving a child span that never ends: after the grace period every log is emitted
     with its child unfinished and nothing stays buffered; roots beyond max_pending_logs are counted."""
-    _stats.reset()
+    _counters.reset()
     tracers: list[trace.Tracer] = []
 
     @traced_usage(name="mem.root")
@@ -74,7 +74,7 @@ def test_roots_whose_children_never_finish_release_them_and_count_every_root() -
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
-        current = _stats.stats()
+        current = _counters.stats()
         assert current["spans_buffered"] == 0
         assert current["logs_pending"] == 0
     emitted = current["logs_emitted"]

@@ -28,7 +28,7 @@ def test_all_is_sorted(path: Path) -> None:
 
 
 def is_module(name: str) -> bool:
-    """A module of the package (``from otel_usage import _stats`` imports a module, not a private name)."""
+    """A module of the package (``from otel_usage import _counters`` imports a module, not a private name)."""
     folders = ("", "cli", "exporters", "instrumentors", "query")
     return any((PACKAGE / folder / f"{name}.py").exists() for folder in folders)
 
@@ -69,5 +69,5 @@ def test_no_module_uses_another_modules_private_names(path: Path) -> None:
 
 def test_the_private_names_check_can_fail(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("from otel_usage._context import _secret\nfrom otel_usage import _stats\n_stats._lock\n")
-    assert private_uses(sample) == ["line 1: from otel_usage._context import _secret", "line 3: _stats._lock"]
+    sample.write_text("from otel_usage._context import _secret\nfrom otel_usage import _counters\n_stats._lock\n")
+    assert private_uses(sample) == ["line 1: from otel_usage._context import _secret", "line 3: _counters._lock"]

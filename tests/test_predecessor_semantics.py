@@ -131,7 +131,7 @@ def test_logdefer_log_lines_example_and_default_levels(verbosity, expected):
 def test_logdefer_custom_level_with_data_example():
     """LogDefer's ``add_message(level=25, message=..., data=uuid)``: data becomes ``{"log_specific_data": ...}``."""
     marker = uuid.UUID("d37eb4fc-1c0c-41fa-beb0-9f96c9b9836e")
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     with capture_usage() as usage, transaction("request"):
         log.add_message(level=25, message="custom message", data=marker)
         log.add_message(level="35", message="level given as a string, as LogDefer's default '30' is")
@@ -226,7 +226,7 @@ def test_python_tracker_add_data_depth_reaches_the_open_ancestor_at_that_depth()
 def test_python_tracker_add_data_deeper_than_the_call_is_ignored_never_raised():
     """A depth below the current call names no open record: python_tracker lost it (or raised); here it is
     ignored, counted, and the call's result is intact."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     @traced_usage
     def child():

@@ -90,7 +90,7 @@ def test_late_child_from_thread_pool():
 def test_child_past_grace_is_marked_unfinished_and_counted_late():
     """A child still running after the grace period is in the log as unfinished; its end is late."""
     gate = threading.Event()
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     @traced_usage
     def slow():
@@ -176,7 +176,7 @@ def test_other_instrumentation_spans_are_records():
 
 def test_records_per_log_limit_truncates_and_counts():
     """Spans beyond the per-log limit are left out, reported in `truncated` and counted."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
 
     @traced_usage
     def many():
@@ -193,7 +193,7 @@ def test_records_per_log_limit_truncates_and_counts():
 
 def test_pending_logs_limit_drops_and_counts():
     """New units of work beyond the pending limit are not recorded and are counted."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     gate = threading.Event()
     started = threading.Semaphore(0)
 
@@ -220,7 +220,7 @@ def test_pending_logs_limit_drops_and_counts():
 
 def test_open_root_past_max_age_emitted_unfinished():
     """A unit of work open longer than the age limit is emitted as unfinished and counted."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     gate = threading.Event()
 
     @traced_usage
@@ -247,7 +247,7 @@ def test_open_root_past_max_age_emitted_unfinished():
 def test_root_ending_while_its_unfinished_log_is_being_emitted_is_late():
     """A root taken for emission as unfinished (age limit, shutdown) that ends before the log is out is a
     late span, not an internal error, and its log is emitted once."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     with capture_usage() as usage:
         processor = usage.pipeline.span_processor
         span = usage.tracer_provider.get_tracer("t").start_span("job")
@@ -265,7 +265,7 @@ def test_root_ending_while_its_unfinished_log_is_being_emitted_is_late():
 
 def test_stats_counts_emitted_logs():
     """stats() counts emitted logs and reports nothing buffered when idle."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     with capture_usage() as usage:
         child(1)
         child(2)
@@ -309,7 +309,7 @@ def test_processor_never_raises_into_the_application(monkeypatch):
     for method in ("_open", "_close"):  # what every span's start and end go through (SDK or usage span)
         with monkeypatch.context() as patch:
             patch.setattr(UsageSpanProcessor, method, broken)
-            otel_usage._stats.reset()
+            otel_usage._counters.reset()
             with capture_usage():
                 assert child(5) == 5
             assert otel_usage.stats()["internal_errors"] >= 1, method
@@ -317,7 +317,7 @@ def test_processor_never_raises_into_the_application(monkeypatch):
 
 def test_data_outside_a_unit_of_work_is_dropped_not_raised():
     """add_data outside any recorded call is dropped and counted, never raised."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     add_data("k", 1)
     add_data("k", 2)
     assert otel_usage.stats()["dropped"]["data_outside_unit_of_work"] == 2

@@ -320,7 +320,7 @@ def test_transaction_inside_a_unit_of_work_is_its_own_log():
 
 def test_lines_and_timers_outside_a_unit_of_work_are_counted_not_raised():
     """Outside a unit of work, log lines and timers are dropped and counted."""
-    otel_usage._stats.reset()
+    otel_usage._counters.reset()
     log.error("nowhere")
     with timer("nowhere"):
         pass

@@ -95,7 +95,7 @@ def test_internal_errors_raise_when_the_variable_says_so_read_when_one_happens(
 def test_never_raises_logs_the_error_and_returns_the_default(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from otel_usage import _errors, _stats
+    from otel_usage import _counters, _errors
 
     monkeypatch.setattr(_errors, "RAISE", False)
 
@@ -106,9 +106,9 @@ def test_never_raises_logs_the_error_and_returns_the_default(
             raise RuntimeError("a bug")
         return True
 
-    before = _stats.counter("internal_errors")
+    before = _counters.counter("internal_errors")
     assert boundary(False) is True
     assert boundary(True) is False
-    assert _stats.counter("internal_errors") == before + 1
+    assert _counters.counter("internal_errors") == before + 1
     assert "otel_usage internal error in a boundary" in caplog.text
     assert boundary.__doc__ == "Its own docstring."

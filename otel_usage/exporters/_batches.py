@@ -21,7 +21,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage.exporters._spool import decode_record
 
 __all__ = [
@@ -132,5 +132,5 @@ def decode_chunk(lines: Sequence[bytes], reason: str) -> list[ReadableLogRecord]
             records.append(decode_record(line))
         except (ValueError, TypeError, KeyError):
             bad += 1
-    _stats.count_drop(reason, bad, detail="unreadable spool lines")
+    _counters.count_drop(reason, bad, detail="unreadable spool lines")
     return records

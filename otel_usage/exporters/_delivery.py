@@ -85,7 +85,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._config import (
     DURABILITY,
     EXPORT_BATCH_SIZE,
@@ -193,10 +193,10 @@ class UsageBatchProcessor(DeliveryWorker, LogRecordProcessor):
         self._probe_interval = self._delay
         self._init_threading()
 
-        _stats.register_gauge("export_queue", self, lambda p: {p.name: len(p._queue) + len(p._overflow)})
-        _stats.register_gauge("export_queue_bytes", self, lambda p: {p.name: p._queue_bytes + p._overflow_bytes})
+        _counters.register_gauge("export_queue", self, lambda p: {p.name: len(p._queue) + len(p._overflow)})
+        _counters.register_gauge("export_queue_bytes", self, lambda p: {p.name: p._queue_bytes + p._overflow_bytes})
         if self._spool is not None:
-            _stats.register_gauge("spool_bytes", self, UsageBatchProcessor._spool_gauge)
+            _counters.register_gauge("spool_bytes", self, UsageBatchProcessor._spool_gauge)
         after_fork_in_child(self._init_threading)
 
     def _init_threading(self) -> None:
@@ -243,7 +243,7 @@ class UsageBatchProcessor(DeliveryWorker, LogRecordProcessor):
         if self._pid != os.getpid():
             self._init_threading()
         if self._shutdown:
-            _stats.count_drop(f"after_shutdown:{self.name}", len(records))
+            _counters.count_drop(f"after_shutdown:{self.name}", len(records))
             return
         overflowed = False
         dropped = 0
@@ -281,7 +281,7 @@ class UsageBatchProcessor(DeliveryWorker, LogRecordProcessor):
         if spill:
             self._lose(spill, "queue full")
         if dropped:
-            _stats.count_drop(
+            _counters.count_drop(
                 f"queue_full:{self.name}",
                 dropped,
                 detail=f"max_queue_size={self._max_queue_size}, max_queue_bytes={self._max_queue_bytes}"

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage import environment_variables as ev
 from otel_usage._config import SPOOL_DIR, SPOOL_MAX_BYTES
 from otel_usage._schema import is_usage_log_record
@@ -97,10 +97,10 @@ def spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error: 
     try:
         stored = spool.append([encode_record(r) for r in records])
     except OSError as exc:
-        _stats.count_drop(f"spool_failed:{name}", len(records), detail=f"{spool.path}: {exc}")
+        _counters.count_drop(f"spool_failed:{name}", len(records), detail=f"{spool.path}: {exc}")
         return
     if stored:
-        _stats.count(f"spooled:{name}", stored)
+        _counters.count(f"spooled:{name}", stored)
         _warn(
             f"spooled:{name}",
             "otel_usage: %d usage log(s) for %s not delivered (%s); kept in %s (%d in all), re-sent when it recovers",
@@ -108,9 +108,9 @@ def spill(spool: Spool, name: str, records: Sequence[ReadableLogRecord], error: 
             name,
             error,
             spool.path,
-            _stats.counter(f"spooled:{name}"),
+            _counters.counter(f"spooled:{name}"),
         )
-    _stats.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
+    _counters.count_drop(f"spool_full:{name}", len(records) - stored, detail=spool.path)
 
 
 class ExportFailureFallback:
@@ -144,6 +144,6 @@ class ExportFailureFallback:
         if not records:
             return
         if self._spool is None:
-            _stats.count_drop(f"export_failed:{self.name}", len(records), detail=error)
+            _counters.count_drop(f"export_failed:{self.name}", len(records), detail=error)
         else:
             spill(self._spool, self.name, records, error)

@@ -18,7 +18,7 @@ import time
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._errors import handle_internal_errors, internal_error
 from otel_usage._processor import DURABLE_DELAY_SECONDS
 from otel_usage._runtime import HIDDEN
@@ -87,7 +87,7 @@ class DeliveryWorker:
             self._queue_bytes = self._overflow_bytes = 0
             inflight = self._inflight
         self._lose(left, "shutdown timed out", reason="shutdown_timeout")
-        _stats.count_drop(f"shutdown_timeout:{self.name}", inflight, detail="in an export still running at shutdown")
+        _counters.count_drop(f"shutdown_timeout:{self.name}", inflight, detail="in an export still running at shutdown")
 
     def _run(self) -> None:
         HIDDEN.set(True)  # probes called by an exporter never produce usage logs (no feedback loop)
@@ -103,7 +103,7 @@ class DeliveryWorker:
                         self._work(final=False)
                     except Exception as exc:  # noqa: BLE001 - the internal-error guard logs it
                         internal_error(exc, f"UsageBatchProcessor worker ({self.name})")
-                    _stats.flush_warnings()
+                    _counters.flush_warnings()
                 with handle_internal_errors(f"UsageBatchProcessor worker ({self.name})"):
                     self._work(final=True)
             finally:
@@ -157,7 +157,7 @@ class DeliveryWorker:
         except OSError as exc:
             logger.debug("durable spool of %s cannot be written: %s", self.name, exc)
             stored = 0
-        _stats.count(f"persisted:{self.name}", stored)
+        _counters.count(f"persisted:{self.name}", stored)
         self._settle(stored, 0)
         return records[stored:]
 
@@ -198,7 +198,7 @@ class DeliveryWorker:
                 return
         delivered, error = self._deliver(batch)
         if delivered:
-            _stats.count(f"exported:{self.name}", len(batch))
+            _counters.count(f"exported:{self.name}", len(batch))
             self._settle(len(batch), 0)
             self._mark_up()
             return
@@ -226,7 +226,7 @@ class DeliveryWorker:
             if now + delay > min(start + self._max_retry, self._deadline):
                 return False, error
             logger.debug("export to %s failed (%s); retry %d in %.3fs", self.name, error, attempt, delay)
-            _stats.count(f"retried:{self.name}")
+            _counters.count(f"retried:{self.name}")
             if not self._pause(delay):
                 return False, error
 
@@ -262,7 +262,7 @@ class DeliveryWorker:
         if not records:
             return
         if self._spool is None:
-            _stats.count_drop(f"{reason}:{self.name}", len(records), detail=error)
+            _counters.count_drop(f"{reason}:{self.name}", len(records), detail=error)
         else:
             spill(self._spool, self.name, records, error)
         self._settle(len(records), len(records))
@@ -305,7 +305,7 @@ class DeliveryWorker:
                 self._mark_down(retry_after_seconds(self._exporter))
                 logger.debug("spool of %s still cannot be delivered: %s", self.name, error)
                 return False
-            _stats.count(f"exported:{self.name}", len(records))
+            _counters.count(f"exported:{self.name}", len(records))
         drainer.commit(chunk)
         self._mark_up()
         return True

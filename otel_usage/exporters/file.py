@@ -44,7 +44,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage import environment_variables as ev
 from otel_usage._config import FILE_BACKUP_COUNT, FILE_FORMAT, FILE_FSYNC, FILE_MAX_BYTES, FILE_PATH
 from otel_usage._errors import internal_error
@@ -222,7 +222,7 @@ class FileUsageExporter(LogRecordExporter):
         return line
 
     def _format_unencodable(self, log: UsageLog) -> str:
-        _stats.count(f"unserializable:{self._name}")
+        _counters.count(f"unserializable:{self._name}")
         cleaned = _jsonable(log)
         if self._custom_format:
             with contextlib.suppress(Exception):

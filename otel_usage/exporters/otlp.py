@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._config import OTLP_LOGS_PROTOCOL, OTLP_PROTOCOLS
 from otel_usage._errors import never_raises
 from otel_usage._schema import is_usage_log_record
@@ -108,7 +108,7 @@ def _encodable(record: ReadableLogRecord) -> ReadableLogRecord:
     safe = _safe(body, converted)
     if not converted[0]:
         return record
-    _stats.count("otlp_values_converted", converted[0])
+    _counters.count("otlp_values_converted", converted[0])
     log_record = record.log_record
     copy = type(log_record).__new__(type(log_record))
     copy.__dict__.update(log_record.__dict__)

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._schema import usage_log_of
 
 __all__ = ["RoutedUsageExporter", "has_event"]
@@ -45,7 +45,7 @@ class RoutedUsageExporter(LogRecordExporter):
         try:
             return bool(self.predicate(log))
         except Exception:
-            _stats.count("route_predicate_errors")
+            _counters.count("route_predicate_errors")
             logger.exception("otel_usage: a routing predicate failed; the log is not routed there")
             return False
 

@@ -47,7 +47,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage import environment_variables as ev
 from otel_usage._config import SQL_BUSY_TIMEOUT_MILLIS, SQL_COLUMNS, SQL_TABLE_PREFIX, SQL_URL
 from otel_usage._errors import internal_error
@@ -251,7 +251,7 @@ class SqlUsageExporter(LogRecordExporter):
             try:
                 item = prepare(log) if prepare is not None else self._tables.prepare(log)
             except (ValueError, TypeError, OverflowError) as exc:
-                _stats.count_drop("sql_invalid_log", 1, str(exc))
+                _counters.count_drop("sql_invalid_log", 1, str(exc))
                 continue
             prepared.setdefault(item.key, item)
         if not prepared:
@@ -276,7 +276,7 @@ class SqlUsageExporter(LogRecordExporter):
                 self._write([item])
             except Exception as exc:
                 if is_data_error(exc):
-                    _stats.count_drop("sql_rejected_log", 1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    _counters.count_drop("sql_rejected_log", 1, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     continue
                 if is_transient(exc):
                     self._transient_failure(exc, len(items))
@@ -291,9 +291,9 @@ class SqlUsageExporter(LogRecordExporter):
                 stored = self._sqlite_writer(conn.dialect).write(conn, items)
             else:
                 stored = self._core.write(conn, items)
-        _stats.count("sql_logs_stored", stored)
+        _counters.count("sql_logs_stored", stored)
         if stored < len(items):
-            _stats.count("sql_logs_duplicate", len(items) - stored)
+            _counters.count("sql_logs_duplicate", len(items) - stored)
 
     def _sqlite_writer(self, dialect: Dialect) -> SqliteWriter:
         writer = self._sqlite
@@ -304,7 +304,7 @@ class SqlUsageExporter(LogRecordExporter):
     def _transient_failure(self, exc: BaseException, n: int) -> None:
         with self._lock:
             self._schema_ready = False  # a dropped table or a new database: check the schema again
-        _stats.count("sql_export_failures")
+        _counters.count("sql_export_failures")
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         self._last_error = f"{self.url}: {first_line}"
         if self._warnings.allow():

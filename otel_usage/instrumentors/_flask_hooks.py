@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._errors import internal_error, never_raises
 from otel_usage._levels import THRESHOLD, Level
 from otel_usage._record import Entry
@@ -64,7 +64,7 @@ def call_user(kind: str, func: Callable[..., T], *args: Any) -> T | None:
     try:
         return func(*args)
     except Exception:
-        _stats.count(f"flask_{kind}_errors")
+        _counters.count(f"flask_{kind}_errors")
         if not _failures.allow(kind):
             return None
         logger.warning("otel_usage: the Flask %s failed (the response is not affected)", kind, exc_info=True)

@@ -17,7 +17,7 @@ from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._schema import USAGE_LOG_EVENT
 from tests._postgres import PostgresServer, running_server
 
@@ -88,9 +88,9 @@ def make_record(log: Any, event_name: str | None = USAGE_LOG_EVENT) -> ReadableL
 @pytest.fixture
 def clean_stats() -> Iterator[None]:
     """Counters start at zero."""
-    _stats.reset()
+    _counters.reset()
     yield
-    _stats.reset()
+    _counters.reset()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_usage import _stats, traced_usage
+from otel_usage import _counters, traced_usage
 from otel_usage._config import CoreSettings
 from otel_usage._exit import exit_summary
 from otel_usage._pipeline import UsagePipeline, apply_settings
@@ -106,7 +106,7 @@ def test_a_burst_from_one_thread_reaches_file_and_sqlite_whole(tmp_path: Path) -
         assert pipeline.force_flush(120_000)
     assert sink_counts(tmp_path) == (total, total, total)
     assert file_numbers(tmp_path / "usage.jsonl") == list(range(total))
-    stats = _stats.stats()
+    stats = _counters.stats()
     assert stats["dropped"] == {}
     assert stats["logs_emitted"] == total
     assert stats["exported:file"] == total and stats["exported:sql"] >= total
@@ -134,7 +134,7 @@ def test_sixteen_threads_of_six_probe_traces_reach_both_sinks_whole(tmp_path: Pa
     assert file_numbers(tmp_path / "usage.jsonl") == list(range(total))
     with contextlib.closing(sqlite3.connect(tmp_path / "usage.db")) as db:
         assert db.execute("SELECT count(*) FROM usage_calls").fetchone()[0] == 6 * total
-    assert _stats.stats()["dropped"] == {}
+    assert _counters.stats()["dropped"] == {}
 
 
 class SwitchExporter(LogRecordExporter):
@@ -185,7 +185,7 @@ def test_a_sink_down_then_up_gets_every_log_exactly_once(tmp_path: Path) -> None
         processor.shutdown(10_000)
     assert exporter.failures > 0
     assert sorted(exporter.numbers) == list(range(6000))  # each once: no loss, no duplicate
-    stats = _stats.stats()
+    stats = _counters.stats()
     assert stats["spooled:switch"] >= 5000 - 512  # at most the batch in its retries when the sink came back
     assert stats["dropped"] == {}
 
@@ -195,7 +195,7 @@ def test_a_full_spool_drops_only_what_neither_memory_nor_disk_holds_and_counts_i
 ) -> None:
     """Sink down, spool of 20 KB: what the spool holds is delivered later, the rest is counted as
     spool_full; the warnings (rate limit off here) add up to the count in stats()."""
-    monkeypatch.setattr(_stats, "WARNING_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(_counters, "WARNING_INTERVAL_SECONDS", 0.0)
     exporter = SwitchExporter()
     exporter.down.set()
     processor = UsageBatchProcessor(
@@ -210,7 +210,7 @@ def test_a_full_spool_drops_only_what_neither_memory_nor_disk_holds_and_counts_i
             assert processor.force_flush(30_000)
     finally:
         processor.shutdown(10_000)
-    stats = _stats.stats()
+    stats = _counters.stats()
     lost = stats["dropped"]["spool_full:tiny"]
     assert set(stats["dropped"]) == {"spool_full:tiny"}
     assert 0 < stats["spooled:tiny"] < total
@@ -226,21 +226,21 @@ def test_drop_warnings_state_real_counts_rate_limited_and_agree_with_stats(
 ) -> None:
     """The first drop warns at once; drops held back by the rate limit are reported by flush_warnings()
     with their count; the totals in the warnings are stats()'s."""
-    monkeypatch.setattr(_stats, "WARNING_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(_counters, "WARNING_INTERVAL_SECONDS", 0.2)
     with caplog.at_level(logging.WARNING, logger="otel_usage"):
-        _stats.count_drop("queue_full:x", 1)
-        _stats.count_drop("queue_full:x", 41)
-        _stats.count_drop("queue_full:x", 58)
+        _counters.count_drop("queue_full:x", 1)
+        _counters.count_drop("queue_full:x", 41)
+        _counters.count_drop("queue_full:x", 58)
         assert len(caplog.records) == 1
-        _stats.flush_warnings()  # within the interval: nothing yet
+        _counters.flush_warnings()  # within the interval: nothing yet
         assert len(caplog.records) == 1
         time.sleep(0.25)
-        _stats.flush_warnings()
+        _counters.flush_warnings()
     first, second = (r.getMessage() for r in caplog.records)
     assert first.startswith("otel_usage lost 1 usage log item(s) for queue_full:x; 1 in all")
     assert second.startswith("otel_usage lost 99 usage log item(s) for queue_full:x; 100 in all")
-    assert _stats.stats()["dropped"]["queue_full:x"] == 100
-    assert exit_summary(_stats.stats(), [], 5000) == "otel_usage at exit: 100 lost (queue_full:x 100)"
+    assert _counters.stats()["dropped"]["queue_full:x"] == 100
+    assert exit_summary(_counters.stats(), [], 5000) == "otel_usage at exit: 100 lost (queue_full:x 100)"
 
 
 def test_the_spool_of_an_earlier_run_is_drained_by_the_next_one(tmp_path: Path) -> None:
@@ -250,7 +250,7 @@ def test_the_spool_of_an_earlier_run_is_drained_by_the_next_one(tmp_path: Path) 
     processor = UsageBatchProcessor(first, name="nextrun", max_retry_millis=0, schedule_delay_millis=10)
     emit_numbered(processor, range(300))
     processor.shutdown(2000)
-    assert first.numbers == [] and _stats.stats()["spooled:nextrun"] == 300
+    assert first.numbers == [] and _counters.stats()["spooled:nextrun"] == 300
     second = SwitchExporter()
     processor = UsageBatchProcessor(second, name="nextrun", schedule_delay_millis=10)
     try:
@@ -340,8 +340,8 @@ def test_overflow_emitted_on_the_assembler_thread_goes_to_the_spool_at_once(tmp_
         gate.set()
         processor.shutdown(10_000)
     assert sorted(exporter.numbers) == list(range(40))
-    assert _stats.stats()["dropped"] == {}
-    assert _stats.stats()["spooled:assembler"] >= 15
+    assert _counters.stats()["dropped"] == {}
+    assert _counters.stats()["spooled:assembler"] >= 15
 
 
 def test_a_burst_beyond_the_assembler_waits_for_it_and_beyond_the_limit_is_counted() -> None:
@@ -359,7 +359,7 @@ def test_a_burst_beyond_the_assembler_waits_for_it_and_beyond_the_limit_is_count
         for i in range(40):
             root(i, "held", 0.5)
         elapsed = time.monotonic() - started
-        stats = _stats.stats()
+        stats = _counters.stats()
         release.set()
         usage.flush(30_000)
         logs = len(usage.exporter.get_logs())

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk._logs import LoggerProvider
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters._delivery import UsageBatchProcessor
 from otel_usage.exporters.sql import SqlUsageExporter
@@ -69,7 +69,7 @@ def test_an_outage_with_default_delivery_loses_nothing_and_duplicates_nothing(
     finally:
         processor.shutdown(30_000)
     assert stored(url) == (sent, sent)
-    stats = _stats.stats()
+    stats = _counters.stats()
     assert stats["sql_export_failures"] > 0, "the outage was not noticed"
     assert stats["dropped"] == {}
     if settings:

@@ -20,7 +20,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters.otlp import UsageOnlyExporter, otlp_usage_exporter
 from tests.exporters.conftest import make_log, make_record
@@ -217,7 +217,7 @@ def test_huge_integer_does_not_sink_the_batch(http_receiver: Receiver, clean_sta
     assert bodies[0] == rich_log(1)
     assert bodies[1]["data"][1]["params"]["huge"] == str(2**70)
     assert bad["data"][1]["params"]["huge"] == 2**70  # the caller's log is not modified
-    assert _stats.stats()["otlp_values_converted"] == 1
+    assert _counters.stats()["otlp_values_converted"] == 1
 
 
 def test_protocol_selection(monkeypatch: pytest.MonkeyPatch) -> None:

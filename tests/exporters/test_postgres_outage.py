@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk._logs import LoggerProvider
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters._delivery import UsageBatchProcessor
 from otel_usage.exporters.sql import SqlUsageExporter
@@ -70,7 +70,7 @@ def test_outage_loses_nothing_and_duplicates_nothing(
     finally:
         provider.shutdown()
     assert stored(url) == (TOTAL, TOTAL, 2 * TOTAL)
-    stats = _stats.stats()
+    stats = _counters.stats()
     assert stats["sql_export_failures"] > 0, "the outage was not noticed"
     assert stats.get("spooled:sql_outage", 0) > 0, "nothing went through the spool"
     assert stats["dropped_total"] == 0, stats["dropped"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecordProcessor
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage import environment_variables as ev
 from otel_usage._schema import USAGE_LOG_EVENT
 from otel_usage.exporters import _sql_schema as sql_schema_module
@@ -101,7 +101,7 @@ def _check_large_batches(db_url: str, exporter: SqlUsageExporter) -> None:
     assert exporter.export([make_record(log) for log in logs[:300]]) == SUCCESS
     assert exporter.export([make_record(log) for log in logs[150:]]) == SUCCESS
     assert rows(db_url, "SELECT count(*), count(DISTINCT trace_id) FROM usage_logs") == [(450, 450)]
-    assert _stats.stats()["sql_logs_duplicate"] == 150
+    assert _counters.stats()["sql_logs_duplicate"] == 150
     pairs = rows(
         db_url,
         "SELECT l.trace_id, c.position, c.function FROM usage_calls c JOIN usage_logs l ON l.id = c.log_id "
@@ -328,7 +328,7 @@ def test_poisoned_log_is_isolated_and_counted(db_url: str, exporter_factory: Any
     assert sorted(log["trace_id"] for log in exporter.get_usage()) == [good[0]["trace_id"], good[1]["trace_id"]]
     assert rows(db_url, "SELECT count(*) FROM usage_logs WHERE trace_id = :t", t=poisoned["trace_id"]) == [(0,)]
     assert rows(db_url, "SELECT count(*) FROM usage_calls") == [(4,)]
-    assert _stats.stats()["dropped"] == {"sql_rejected_log": 1}
+    assert _counters.stats()["dropped"] == {"sql_rejected_log": 1}
     # the same batch again (a retry) changes nothing and is not rejected twice over the stored logs
     assert exporter.export([make_record(good[0]), make_record(good[1])]) == SUCCESS
     assert rows(db_url, "SELECT count(*) FROM usage_logs") == [(2,)]
@@ -343,7 +343,7 @@ def test_nul_character_rejected_by_postgres_is_isolated(
     bad = make_log(2, user="nul\x00here")
     assert exporter.export([make_record(make_log(1)), make_record(bad), make_record(make_log(3))]) == SUCCESS
     assert len(exporter.get_usage()) == 2
-    assert _stats.stats()["dropped"] == {"sql_rejected_log": 1}
+    assert _counters.stats()["dropped"] == {"sql_rejected_log": 1}
 
 
 @pytest.mark.parametrize(
@@ -362,7 +362,7 @@ def test_malformed_log_is_counted_and_skipped(
     exporter = exporter_factory(f"sqlite:///{tmp_path / 'x.db'}")
     assert exporter.export([make_record(make_log(1)), make_record(make_log(2, **bad))]) == SUCCESS
     assert [log["trace_id"] for log in exporter.get_usage()] == [make_log(1)["trace_id"]]
-    assert _stats.stats()["dropped"] == {"sql_invalid_log": 1}
+    assert _counters.stats()["dropped"] == {"sql_invalid_log": 1}
 
 
 def test_duplicate_delivery_is_ignored(db_url: str, exporter_factory: Any, clean_stats: None) -> None:
@@ -375,7 +375,7 @@ def test_duplicate_delivery_is_ignored(db_url: str, exporter_factory: Any, clean
     assert rows(db_url, "SELECT count(*) FROM usage_calls") == [(12,)]
     assert exporter_factory(db_url).export(batch) == SUCCESS  # another exporter (process) too
     assert rows(db_url, "SELECT count(*) FROM usage_logs") == [(6,)]
-    assert _stats.stats()["dropped_total"] == 0
+    assert _counters.stats()["dropped_total"] == 0
 
 
 def test_locked_database_is_a_transient_failure(tmp_path: Any, exporter_factory: Any) -> None:
@@ -613,7 +613,7 @@ def test_failure_under_the_sdk_processor_is_spilled_for_replay(
         logger.emit(event_name=USAGE_LOG_EVENT, body=make_log(i))
     logger.emit(body="not a usage log")
     provider.shutdown()
-    assert _stats.stats()["dropped_total"] == 0
+    assert _counters.stats()["dropped_total"] == 0
     target = exporter_factory(f"sqlite:///{tmp_path / 'x.db'}")
     assert replay(spool, target) == 3
     assert sorted(_numbers(target.get_usage())) == [0, 1, 2]

@@ -20,12 +20,12 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_usage import _stats
-from otel_usage._chain import UsageProcessor, run_chain
+from otel_usage import _counters
 from otel_usage._errors import internal_error
 from otel_usage._record import Entry, Root
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._serialize import serialize_attributes
+from otel_usage._usage_processors import UsageProcessor, run_chain
 from otel_usage.version import __version__
 
 __all__ = ["LogEmitter", "assemble"]
@@ -262,7 +262,7 @@ class LogEmitter:
             for accept in direct.processors:  # type: ignore[union-attr]
                 accept(records)
         if emitted:
-            _stats.count("logs_emitted", emitted)
+            _counters.count("logs_emitted", emitted)
 
     def _direct_targets(self, logger: Any) -> _Direct | None:
         try:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from otel_usage import _stats
+from otel_usage import _counters
 from otel_usage._warnings import RateLimitedLog
 
 __all__ = [
@@ -57,7 +57,7 @@ _failures = RateLimitedLog(60.0)  # per processor
 
 
 def _report_failure(processor: Any, exc: Exception) -> None:
-    _stats.count("processor_errors")
+    _counters.count("processor_errors")
     name = getattr(processor, "__qualname__", None) or repr(processor)
     if not _failures.allow(name):
         return
@@ -71,7 +71,7 @@ def run_chain(log: dict[str, Any], processors: Iterable[UsageProcessor]) -> dict
         try:
             result = processor(candidate)
         except DropUsageLog:
-            _stats.count("dropped_by_processor")
+            _counters.count("dropped_by_processor")
             return None
         except Exception as exc:  # noqa: BLE001
             _report_failure(processor, exc)
