@@ -15,12 +15,13 @@ from otel_usage._events import event
 from otel_usage._levels import DEBUG, DEFAULT, INFO, NONE, Level, get_level, set_level
 from otel_usage._log_lines import UsageLogHandler, log
 from otel_usage._pipeline import UsagePipeline, configure, force_flush, get_pipeline, shutdown
-from otel_usage._probe import Tracker, get_tracker, traced_usage
+from otel_usage._probe import traced_usage
 from otel_usage._processor import UsageSpanProcessor
 from otel_usage._represent import register_representation
 from otel_usage._sampling import LevelSampler
 from otel_usage._schema import SCHEMA_VERSION, USAGE_LOG_EVENT
 from otel_usage._timers import timer
+from otel_usage._tracker import Tracker, get_tracker
 from otel_usage._transaction import transaction
 from otel_usage._usage_processors import (
     DropUsageLog,

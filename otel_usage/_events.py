@@ -20,8 +20,8 @@ from otel_usage import _serialize
 from otel_usage._context import info_in_force, is_recorded
 from otel_usage._errors import internal_error
 from otel_usage._log_items import AT_DEFAULT_LEVEL, RecordSpec, append_item, root_here
-from otel_usage._probe import get_tracker
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN
+from otel_usage._tracker import get_tracker
 
 __all__ = ["EVENT_TRACKER", "event"]
 

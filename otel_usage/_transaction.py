@@ -19,9 +19,10 @@ from otel_usage._context import is_recorded
 from otel_usage._errors import internal_error
 from otel_usage._levels import DEFAULT, THRESHOLD
 from otel_usage._log_items import AT_DEFAULT_LEVEL, RecordSpec
-from otel_usage._probe import fail_span, get_tracker
+from otel_usage._probe_calls import fail_span
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, RUNTIME
 from otel_usage._schema import RESERVED_KEYS
+from otel_usage._tracker import get_tracker
 
 __all__ = ["TRANSACTION_TRACKER", "transaction"]
 
