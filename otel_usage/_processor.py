@@ -4,7 +4,8 @@
 block on I/O and never raise. Each span is kept as a small :class:`Entry` (a slotted object, no
 ``ReadableSpan``), grouped by its **local root** (a span whose parent is absent, remote, or not
 buffered by this processor). When the local root has ended and every child it started has ended, the
-root is queued; a worker thread assembles the log (:mod:`otel_usage._assembly`) and emits it.
+root is queued; a worker thread (:mod:`otel_usage._assembly_worker`, the other half of the class)
+assembles the log (:mod:`otel_usage._assembly`) and emits it.
 
 Limits (see :class:`~otel_usage._config.CoreSettings`), each loss counted in ``otel_usage.stats()``:
 
@@ -40,7 +41,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -48,32 +48,23 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from otel_usage import _counters
+from otel_usage._assembly_worker import ON_WORKER, AssemblyWorker
 from otel_usage._config import DURABILITY, CoreSettings
 from otel_usage._errors import internal_error, never_raises
 from otel_usage._fork import after_fork_in_child
 from otel_usage._info_codec import decode_info_value
 from otel_usage._record import DISCARDED, EMITTED, OPEN, QUEUED, SKIP, WAITING, Entry, Root, Skip
 from otel_usage._runtime import ENTRY_ATTR, HIDDEN, INFO_KEY
-from otel_usage._suppress import suppressed
 
-__all__ = ["DURABLE_DELAY_SECONDS", "ON_WORKER", "UsageSpanProcessor", "discard_current"]
+__all__ = ["UsageSpanProcessor", "discard_current"]
 
 logger = logging.getLogger(__name__)
 
 _ERROR = StatusCode.ERROR
 WAKE_AT = 512
-#: Finished roots assembled and handed to the delivery processors together.
-EMIT_CHUNK = 128
-#: Most ids kept of spans emitted unfinished, to count their end as ``late_span`` (the oldest are forgotten).
-MAX_UNFINISHED_IDS = 4096
 #: Longest wait of a thread ending a local root while the assembly backlog is over a quarter of its limit.
 BACKPRESSURE_PAUSE_SECONDS = 0.05
-#: In durable mode (OTEL_USAGE_DURABILITY=disk), longest wait between a unit of work ending and its
-#: assembly, and between its emission and the delivery worker writing it to the spool: 2 x 50 ms.
-DURABLE_DELAY_SECONDS = 0.05
 
-#: True on the pipeline's own threads (the assembler, a flush): code there may write to disk.
-ON_WORKER: ContextVar[bool] = ContextVar("otel_usage_on_worker", default=False)
 
 _SKIP_DROPPED_ROOT = Skip("pending_logs_full")
 _SKIP_BACKLOG = Skip("assembly_backlog")
@@ -84,7 +75,7 @@ _SKIP_DISCARDED = Skip("discarded")
 Emit = Callable[[Root], None]
 
 
-class UsageSpanProcessor(SpanProcessor):
+class UsageSpanProcessor(AssemblyWorker, SpanProcessor):
     """Buffers spans per local root and emits one usage log per local trace, off the caller's thread.
 
     Args:
@@ -392,180 +383,6 @@ class UsageSpanProcessor(SpanProcessor):
             root.entries = []
         _counters.count("logs_discarded")
         return True
-
-    # --- worker ---------------------------------------------------------------------------
-
-    def _ensure_worker(self) -> None:
-        if self._pid != os.getpid():
-            self._reset_after_fork()
-        worker = self._worker
-        if worker is not None and worker.is_alive():
-            return
-        with self._lock:
-            if self._stopped or (self._worker is not None and self._worker.is_alive()):
-                return
-            self._worker = threading.Thread(target=self._run, name="otel_usage.assembler", daemon=True)
-            self._worker.start()
-
-    def _run(self) -> None:
-        HIDDEN.set(True)  # probes called by usage processors or exporters never produce usage logs
-        ON_WORKER.set(True)
-        with suppressed():
-            while not self._stopped:
-                delay = self._settings.schedule_delay_millis / 1000.0
-                self._wake.wait(min(delay, DURABLE_DELAY_SECONDS) if self._durable else delay)
-                self._wake.clear()
-                self._drain(final=False)
-                _counters.flush_warnings()
-
-    def _collect(self, final: bool) -> list[Root]:
-        """Take what is ready to be emitted: finished roots, roots past their grace or age."""
-        now = time.monotonic()
-        settings = self._settings
-        with self._lock:
-            batch = list(self._ready)
-            ready = len(batch)
-            self._ready.clear()
-            grace = settings.grace_millis / 1000.0
-            for key, root in list(self._waiting.items()):
-                if final or now - root.ended_at >= grace:
-                    del self._waiting[key]
-                    del self._roots[key]
-                    root.state = QUEUED
-                    batch.append(root)
-            if final or now - self._last_age_scan >= 1.0:
-                self._last_age_scan = now
-                max_age = settings.max_log_age_millis / 1000.0
-                for key, root in list(self._roots.items()):
-                    if root.state == OPEN and (final or now - root.created >= max_age):
-                        del self._roots[key]
-                        root.state = QUEUED
-                        batch.append(root)
-            for root in batch[ready:]:
-                self._backlog += len(root.entries)
-            if batch:
-                self._busy += 1  # drains in progress: the worker's and a flushing caller's may overlap
-        return batch
-
-    def _drain(self, final: bool) -> int:
-        batch = self._collect(final)
-        if not batch:
-            return 0
-        # Assembly may run usage processors and exporters, also on a flushing caller's thread: nothing
-        # they call is recorded (a probe there would feed logs back into the pipeline).
-        hidden = HIDDEN.set(True)
-        worker = ON_WORKER.set(True)
-        with suppressed():
-            try:
-                for start in range(0, len(batch), EMIT_CHUNK):
-                    chunk = batch[start : start + EMIT_CHUNK]
-                    for root in chunk:
-                        if root.end_ns == 0:
-                            _counters.count_drop(
-                                "shutdown_unfinished" if final else "log_age", detail="emitted as unfinished"
-                            )
-                        elif root.pending:
-                            _counters.count("logs_with_unfinished_children")
-                    try:
-                        self._emit_many(chunk)
-                    except Exception as exc:  # noqa: BLE001
-                        internal_error(exc, "usage log assembly")
-                    finally:
-                        self._settle(chunk)
-            finally:
-                self._release_paused()
-                ON_WORKER.reset(worker)
-                HIDDEN.reset(hidden)
-                with self._lock:
-                    self._busy -= 1
-                with self._idle:
-                    self._idle.notify_all()
-        return len(batch)
-
-    def emit_many_with(self, emit_many: Callable[[list[Root]], None]) -> None:
-        """Emit finished roots with ``emit_many`` (several roots per call) instead of ``emit``."""
-        self._emit_many = emit_many
-
-    def _emit_each(self, roots: list[Root]) -> None:
-        """``emit_many`` for an ``emit`` that takes one root at a time."""
-        for root in roots:
-            try:
-                self._emit(root)
-            except Exception as exc:  # noqa: BLE001
-                internal_error(exc, "usage log assembly")
-
-    def _settle(self, roots: list[Root]) -> None:
-        """After their emission: the roots are immutable, their spans no longer buffered."""
-        with self._lock:
-            for root in roots:
-                root.state = EMITTED
-                self._backlog = max(0, self._backlog - len(root.entries))
-                if root.pending or root.end_ns == 0:  # spans that never end must not stay buffered
-                    for item in root.entries:
-                        if self._live.pop(item.span_id, None) is not None:
-                            self._unfinished[item.span_id] = True
-                    while len(self._unfinished) > MAX_UNFINISHED_IDS:
-                        del self._unfinished[next(iter(self._unfinished))]
-                root.entries = []
-        self._release_paused()
-
-    def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(threading.Lock())
-        self._wake = threading.Event()
-        self._live = {}
-        self._unfinished = {}
-        self._roots = {}
-        self._waiting = {}
-        self._ready = collections.deque()
-        self._backlog = 0
-        self._space = threading.Condition(threading.Lock())
-        self._paused = 0
-        self._worker = None
-        self._busy = 0
-        self._pid = os.getpid()
-
-    # --- control --------------------------------------------------------------------------
-
-    @never_raises("UsageSpanProcessor.force_flush", default=False)
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Emit every finished log now; wait (up to the timeout) for children still running.
-
-        Returns:
-            True when nothing finished is left unemitted.
-        """
-        deadline = time.monotonic() + timeout_millis / 1000.0
-        while True:
-            self._drain(final=False)
-            with self._lock:
-                waiting = bool(self._waiting)
-                ready = bool(self._ready)
-            if not waiting and not ready:
-                break
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-        with self._idle:
-            while self._busy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(min(remaining, 0.01))
-        return True
-
-    @never_raises("UsageSpanProcessor.shutdown")
-    def shutdown(self) -> None:
-        """Emit everything still buffered (unfinished units of work as ``"unfinished"``) and stop."""
-        if self._stopped:
-            return
-        self.force_flush(5000)
-        self._stopped = True
-        self._wake.set()
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(5.0)
-        self._drain(final=True)
-        self._live.clear()
 
 
 def _service_name(resource: Any) -> str | None:

@@ -86,6 +86,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
 from otel_usage import _counters
+from otel_usage._assembly_worker import ON_WORKER
 from otel_usage._config import (
     DURABILITY,
     EXPORT_BATCH_SIZE,
@@ -97,7 +98,6 @@ from otel_usage._config import (
 )
 from otel_usage._errors import handle_internal_errors, never_raises
 from otel_usage._fork import after_fork_in_child
-from otel_usage._processor import ON_WORKER
 from otel_usage._schema import is_usage_log_record
 from otel_usage.exporters._batches import log_bytes, readable
 from otel_usage.exporters._fallback import open_spool as _open_spool

@@ -19,8 +19,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
 from otel_usage import _counters
+from otel_usage._assembly_worker import DURABLE_DELAY_SECONDS
 from otel_usage._errors import handle_internal_errors, internal_error
-from otel_usage._processor import DURABLE_DELAY_SECONDS
 from otel_usage._runtime import HIDDEN
 from otel_usage._suppress import suppressed
 from otel_usage.exporters._batches import decode_chunk, export_once, log_bytes, retry_after_seconds, with_copied_body

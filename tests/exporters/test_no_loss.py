@@ -309,7 +309,7 @@ def test_replay_of_the_spool_root_finds_every_sink(tmp_path: Path) -> None:
 def test_overflow_emitted_on_the_assembler_thread_goes_to_the_spool_at_once(tmp_path: Path) -> None:
     """On the pipeline's own thread a full queue spills to the spool a batch at a time, nothing dropped;
     on the application's thread the same overflow waits in memory for the worker (no disk I/O)."""
-    from otel_usage._processor import ON_WORKER
+    from otel_usage._assembly_worker import ON_WORKER
 
     exporter = SwitchExporter()
     gate = threading.Event()
