@@ -1,6 +1,6 @@
 """What a probe does around each call of its function: start its span (a ``UsageSpan`` or an SDK span), record
 the call, make the span current, record an exception, end the span; one wrapper per kind of function (plain,
-async, generator, async generator). The hot path is the plain wrapper, with its steps written inline."""
+async, generator, async generator)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opentelemetry.trace import Status, StatusCode
 from otel_usage._errors import internal_error
 from otel_usage._levels import THRESHOLD
 from otel_usage._record import Entry, Skip
-from otel_usage._runtime import ENTRY_ATTR, HIDDEN, RUNTIME
+from otel_usage._runtime import ENTRY_ATTR, HIDDEN
 from otel_usage._serialize import serialize
 from otel_usage._tracker import ProbeSpec
 
@@ -28,13 +28,17 @@ def _start(spec: ProbeSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     span = spec.tracker_obj.start_span(spec.function, spec.attributes)
     if span is None:
         return None, None
-    entry = getattr(span, ENTRY_ATTR, None)
-    if entry is not None and entry.__class__ is not Skip:
-        capture = spec.capture
-        entry.set_call(
-            spec, capture.capture(args, kwargs), _class_name(args[0]) if capture.is_method and args else None
-        )
-    return span, context.attach(trace.set_span_in_context(span))
+    try:
+        entry = getattr(span, ENTRY_ATTR, None)
+        if entry is not None and entry.__class__ is not Skip:
+            capture = spec.capture
+            entry.set_call(
+                spec, capture.capture(args, kwargs), _class_name(args[0]) if capture.is_method and args else None
+            )
+        return span, context.attach(trace.set_span_in_context(span))
+    except Exception:
+        _abandon(span)  # the unit of work is not left open
+        raise
 
 
 _TYPE_NAME = type.__dict__["__name__"]
@@ -121,21 +125,13 @@ def _filtered(spec: ProbeSpec) -> bool:
 
 
 def sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., Any]:
-    # The hot path: the steps of _start/_end are inlined here, everything else is bound once.
+    # The hot path: what is read on every call is bound once.
     hidden = HIDDEN
     threshold = THRESHOLD
     level = spec.level
-    tracker = spec.tracker_obj
-    runtime = RUNTIME
-    name = spec.function
-    attributes = spec.attributes
-    capture = spec.capture.capture
-    is_method = spec.capture.is_method
     record_return = spec.record_return
-    attach = context.attach
     detach = context.detach
-    in_context = trace.set_span_in_context
-    skip_class = Skip
+    start = _start
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if level < threshold.value:
@@ -148,25 +144,9 @@ def sync_wrapper(func: Callable[..., Any], spec: ProbeSpec) -> Callable[..., Any
                 hidden.reset(mark)
         if hidden.get():
             return func(*args, **kwargs)
-        span: Any = None
         try:
-            tracer = tracker._tracer if tracker._generation == runtime.generation else tracker.tracer()
-            if tracer is None:
-                span = None
-            else:
-                fast = tracker._fast
-                span = fast.start(name) if fast is not None else None
-                if span is None:
-                    span = tracer.start_span(name, attributes=attributes)
-                entry = getattr(span, ENTRY_ATTR, None)
-                if entry is not None and entry.__class__ is not skip_class:
-                    entry.probe = spec
-                    entry.params = capture(args, kwargs)
-                    if is_method and args:
-                        entry.class_name = _class_name(args[0])
-                token = attach(in_context(span))
+            span, token = start(spec, args, kwargs)
         except Exception as err:  # noqa: BLE001
-            _abandon(span)
             internal_error(err, "probe start")
             span = None
         if span is None:
