@@ -159,10 +159,6 @@ class AssemblyWorker:
                     self._idle.notify_all()
         return len(batch)
 
-    def emit_many_with(self, emit_many: Callable[[list[Root]], None]) -> None:
-        """Emit finished roots with ``emit_many`` (several roots per call) instead of ``emit``."""
-        self._emit_many = emit_many
-
     def _emit_each(self, roots: list[Root]) -> None:
         """``emit_many`` for an ``emit`` that takes one root at a time."""
         for root in roots:

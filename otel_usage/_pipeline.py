@@ -333,10 +333,9 @@ class PendingPipeline:
     def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
         self._emitter: LogEmitter | None = None
-        self.span_processor = UsageSpanProcessor(self._emit, settings)
-        self.span_processor.emit_many_with(self._emit_many)
+        self.span_processor = UsageSpanProcessor(self, settings)  # emits through __call__ and emit_many
 
-    def _emit(self, root: Any) -> None:
+    def __call__(self, root: Any) -> None:
         emitter = self._emitter
         if emitter is not None:
             emitter(root)
@@ -345,13 +344,13 @@ class PendingPipeline:
 
             _counters.count_drop("no_pipeline")
 
-    def _emit_many(self, roots: Any) -> None:
+    def emit_many(self, roots: Any) -> None:
         emitter = self._emitter
         if emitter is not None:
             emitter.emit_many(roots)
         else:
             for root in roots:
-                self._emit(root)
+                self(root)
 
     def bind(self, emitter: LogEmitter) -> UsageSpanProcessor:
         self._emitter = emitter
